@@ -204,11 +204,12 @@ cmd_tokens(struct p11cmd *c)
 		if (!p11_token_match_uri(tok, c->uri))
 			continue;
 		if (c->json) {
-			o = json_pack("{s:I,s:s,s:b,s:s,s:s,s:s,s:s,s:s,s:b,"
+			o = json_pack("{s:I,s:s,s:b,s:b,s:s,s:s,s:s,s:s,s:s,"
 				      "s:b,s:b}",
 			    "slot_id", (json_int_t)p11_token_slot_id(tok),
 			    "slot_description", p11_token_slot_description(tok),
-			    "present", p11_token_present(tok), "label",
+			    "present", p11_token_present(tok), "initialized",
+			    p11_token_initialized(tok), "label",
 			    p11_token_label(tok), "manufacturer",
 			    p11_token_manufacturer(tok), "model",
 			    p11_token_model(tok), "serial",
@@ -290,7 +291,7 @@ cmd_keys(struct p11cmd *c, int pem_only)
 	n = p11_provider_token_count(c->prov);
 	for (i = 0; i < n; i++) {
 		tok = p11_provider_token(c->prov, i);
-		if (!p11_token_present(tok) ||
+		if (!p11_token_present(tok) || !p11_token_initialized(tok) ||
 		    !p11_token_match_uri(tok, c->uri))
 			continue;
 		if (want_login && (r = p11cmd_login(c, tok)) != 0) {
