@@ -140,7 +140,8 @@ provider_load(const char *real, struct p11_provider **provp)
 	}
 	pthread_mutex_init(prov->lock, NULL);
 	prov->refs = 1;
-	if ((prov->dl = dlopen(real, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+	if ((prov->dl = dlopen(real, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE)) ==
+	    NULL) {
 		error_f("cannot load %.200s: %.200s", real, dlerror());
 		goto out;
 	}
