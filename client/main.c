@@ -17,6 +17,7 @@ struct cmd_entry {
 
 static const struct cmd_entry cmd_table[] = {
 	{ "version", cmd_version, "print the version" },
+	{ "verify", cmd_verify, "verify cosign signatures with a public key" },
 };
 
 static void

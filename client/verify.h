@@ -155,6 +155,18 @@ int verify_report_exit_status(const struct verify_report *rep);
 void verify_report_print(
     const struct verify_report *rep, FILE *out, FILE *summary);
 
+/*
+ * The whole tail of a verify command, shared by the offline paths and the
+ * remote `tokensign verify IMAGE` path: verifies c[0..n) under pol, adds
+ * skipped (non-sigstore) signatures to the summary, prints the verified
+ * payloads as JSON on out and the summary on summary.  Returns a TS_EXIT_*
+ * status: OK (at least one verified), NO_SIGNATURES, INVALID, or FAILURE
+ * when memory ran out.
+ */
+int verify_and_report(const struct verify_key *k,
+    const struct verify_candidate *c, size_t n, const struct verify_policy *pol,
+    size_t skipped, FILE *out, FILE *summary);
+
 #ifdef VERIFY_INTERNAL
 /*
  * Test-only: docker reference normalisation used for identity matching.
