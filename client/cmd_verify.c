@@ -526,6 +526,20 @@ cmd_verify(int argc, char **argv)
 		error("verify: --key %.200s: %s", a.key, why);
 		goto out;
 	}
+	if (a.identity != NULL) {
+		char *n = NULL, *t = NULL, *d = NULL;
+
+		r = verify_ref_normalize(a.identity, &n, &t, &d);
+		free(n);
+		free(t);
+		free(d);
+		if (r != 0) {
+			error("verify: --identity \"%.200s\" is not a valid "
+			      "docker reference",
+			    a.identity);
+			goto out;
+		}
+	}
 	pol.annotations = a.ann;
 	pol.n_annotations = a.n_ann;
 	if (a.identity != NULL) {

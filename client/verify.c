@@ -25,7 +25,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#define VERIFY_INTERNAL
 #include "client/commands.h"
 #include "client/verify.h"
 #include "common/err.h"

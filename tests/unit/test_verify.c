@@ -20,7 +20,6 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
-#define VERIFY_INTERNAL
 #include "client/commands.h"
 #include "client/verify.h"
 #include "common/err.h"
