@@ -315,9 +315,13 @@ slot_transition_locked(struct slot_rt *rt, const struct shim_slotcfg *ne)
 	} else if (!rt->eff.present && ne->present) {
 		rt->event = 1;
 	}
-	if (ne->close_sessions != rt->eff.close_sessions)
+	/* Counters fire when they take a new non-zero value, so a file that
+	 * drops the key (back to 0) does not fire them again. */
+	if (ne->close_sessions != 0 &&
+	    ne->close_sessions != rt->eff.close_sessions)
 		sess_kill_slot_locked(rt->id, DEAD_CLOSED);
-	if (ne->not_logged_in != rt->eff.not_logged_in && ne->present) {
+	if (ne->not_logged_in != 0 &&
+	    ne->not_logged_in != rt->eff.not_logged_in && ne->present) {
 		rt->nli_armed = 1;
 		/* Log the token out for real, as a card reset would. */
 		for (i = 0; i < g_nsess; i++) {
@@ -1119,6 +1123,35 @@ shim_C_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM *mech, CK_OBJECT_HANDLE key)
 	return sess_leave(FN_C_SignInit, h, rv);
 }
 
+/*
+ * An error from C_Sign/C_SignFinal ends the operation (PKCS#11 2.40 5.12),
+ * so when the shim injects one on a live session it finishes the target's
+ * operation and drops the result; otherwise the next C_SignInit would get
+ * CKR_OPERATION_ACTIVE, which no real token answers there.
+ */
+static void
+end_sign_op(CK_SESSION_HANDLE h, CK_BYTE *data, CK_ULONG data_len)
+{
+	static const size_t scratch_len = 2048; /* RSA 16384 fits */
+	static CK_BYTE empty[1];
+	CK_BYTE *scratch;
+	CK_ULONG n = scratch_len;
+	struct sess *s;
+	int live;
+
+	pthread_mutex_lock(&g_lock);
+	live = (s = sess_find_locked(h)) != NULL && s->dead == ALIVE;
+	pthread_mutex_unlock(&g_lock);
+	if (!live || (scratch = malloc(scratch_len)) == NULL)
+		return;
+	if (data_len == (CK_ULONG)-1)
+		(void)tgt->C_SignFinal(h, scratch, &n);
+	else
+		(void)tgt->C_Sign(
+		    h, data != NULL ? data : empty, data_len, scratch, &n);
+	free(scratch);
+}
+
 static CK_RV
 shim_C_Sign(CK_SESSION_HANDLE h, CK_BYTE *data, CK_ULONG data_len, CK_BYTE *sig,
     CK_ULONG *sig_len)
@@ -1126,8 +1159,10 @@ shim_C_Sign(CK_SESSION_HANDLE h, CK_BYTE *data, CK_ULONG data_len, CK_BYTE *sig,
 	CK_RV rv;
 
 	/* A length query is not the signature: no touch wait for it. */
-	if (sess_enter(FN_C_Sign, h, sig != NULL ? ENTER_SIGN : 0, &rv))
+	if (sess_enter(FN_C_Sign, h, sig != NULL ? ENTER_SIGN : 0, &rv)) {
+		end_sign_op(h, data, data_len);
 		return rv;
+	}
 	rv = tgt->C_Sign(h, data, data_len, sig, sig_len);
 	return sess_leave(FN_C_Sign, h, rv);
 }
@@ -1137,8 +1172,10 @@ shim_C_SignFinal(CK_SESSION_HANDLE h, CK_BYTE *sig, CK_ULONG *sig_len)
 {
 	CK_RV rv;
 
-	if (sess_enter(FN_C_SignFinal, h, sig != NULL ? ENTER_SIGN : 0, &rv))
+	if (sess_enter(FN_C_SignFinal, h, sig != NULL ? ENTER_SIGN : 0, &rv)) {
+		end_sign_op(h, NULL, (CK_ULONG)-1);
 		return rv;
+	}
 	rv = tgt->C_SignFinal(h, sig, sig_len);
 	return sess_leave(FN_C_SignFinal, h, rv);
 }

@@ -33,6 +33,8 @@ static CK_SLOT_ID slot;
 static CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
 static char pin[256];
 static size_t pin_len;
+static char cached_label[64];
+static CK_OBJECT_HANDLE cached_key;
 
 struct rvname {
 	CK_RV rv;
@@ -52,6 +54,7 @@ static const struct rvname rvnames[] = {
 	R(CKR_DEVICE_REMOVED),
 	R(CKR_FUNCTION_NOT_SUPPORTED),
 	R(CKR_KEY_HANDLE_INVALID),
+	R(CKR_OBJECT_HANDLE_INVALID),
 	R(CKR_OPERATION_ACTIVE),
 	R(CKR_OPERATION_NOT_INITIALIZED),
 	R(CKR_PIN_INCORRECT),
@@ -127,7 +130,16 @@ do_sign(const char *label)
 
 	memset(digest, 0x5a, sizeof(digest));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if ((rv = find_key(label, CKO_PRIVATE_KEY, &key)) == CKR_OK &&
+	/* Like an agent, keep the key handle: after a logout the private key
+	 * cannot be found, and C_SignInit must be the call that fails. */
+	if ((rv = find_key(label, CKO_PRIVATE_KEY, &key)) == CKR_OK) {
+		snprintf(cached_label, sizeof(cached_label), "%s", label);
+		cached_key = key;
+	} else if (strcmp(cached_label, label) == 0) {
+		key = cached_key;
+		rv = CKR_OK;
+	}
+	if (rv == CKR_OK &&
 	    (rv = p11->C_SignInit(session, &mech, key)) == CKR_OK)
 		rv = p11->C_Sign(session, digest, sizeof(digest), sig, &siglen);
 	printf("sign %s ms=%ld siglen=%lu\n", rvname(rv), elapsed_ms(&t0),
