@@ -10,6 +10,7 @@
  *   pcsc_wait watch DURATION_MS
  *       prints "<epoch-ms> <event> <reader>" lines as they happen, event
  *       one of reader-added, reader-removed, card-inserted, card-removed
+ *       (after a first "<epoch-ms> ready" line once it is watching)
  *
  * Blocks in SCardGetStatusChange on the readers plus the PnP pseudo-reader,
  * the way the agent's watcher will (style.md section 6), so the latency
@@ -182,6 +183,7 @@ cmd_watch(struct watch *w, long duration)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (watch_list(w) != 0)
 		return 1;
+	printf("%lld ready\n", now_ms(CLOCK_REALTIME));
 	for (;;) {
 		left = duration - (now_ms(CLOCK_MONOTONIC) - t0);
 		if (left <= 0)
