@@ -194,6 +194,23 @@ expect "fail.C_Sign" '^sign CKR_DEVICE_ERROR' "$(ts_probe sign p256)"
 ts_shim_set '[token ts-second]' fail.C_Sign=CKR_DEVICE_ERROR
 expect "fail scoped to another token" '^sign CKR_OK' "$(ts_probe sign p256)"
 
+# Faults under load: 8 threads, each with its own session, recovering as an
+# agent would; SoftHSM must not see a session closed under a running call.
+ts_shim_set
+ts_probe_send load 3500 8 p256
+sleep 1
+ts_shim_set '[token ts-main]' present=0
+sleep 0.5
+ts_shim_set
+sleep 0.7
+ts_shim_set close_sessions=7
+line=$(ts_probe_reply 30) || ts_fail "load run did not finish"
+ts_log "$line"
+expect "load: removal and closes seen, no other error, all threads recover" \
+    '^load ok=[1-9][0-9]* removed=[1-9][0-9]* closed=[1-9][0-9]* .*other=0 .*final_ok=8 threads=8' "$line"
+ts_probe open >/dev/null
+ts_probe login >/dev/null
+
 # A malformed control file is ignored whole; the settings in force stay.
 ts_shim_set present=0
 expect "removed before bad file" '^slotinfo CKR_OK present=0' "$(ts_probe slotinfo)"

@@ -16,10 +16,12 @@
  *   slots            C_GetSlotList(CK_TRUE): n=
  *   wait / waitnb    C_WaitForSlotEvent blocking / CKF_DONT_BLOCK: slot=
  *   close            C_CloseSession
+ *   load MS N LABEL  N threads sign for MS ms, recovering from faults
  *   quit
  * The slot is found once, at start, before any fault is set.
  */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,7 +98,8 @@ elapsed_ms(const struct timespec *a)
 }
 
 static CK_RV
-find_key(const char *label, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE *out)
+find_key_in(CK_SESSION_HANDLE sess, const char *label, CK_OBJECT_CLASS cls,
+    CK_OBJECT_HANDLE *out)
 {
 	CK_ATTRIBUTE t[2];
 	CK_ULONG n = 0;
@@ -109,13 +112,208 @@ find_key(const char *label, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE *out)
 	t[1].type = CKA_LABEL;
 	t[1].pValue = (void *)(uintptr_t)label; /* the API is not const */
 	t[1].ulValueLen = strlen(label);
-	if ((rv = p11->C_FindObjectsInit(session, t, 2)) != CKR_OK)
+	if ((rv = p11->C_FindObjectsInit(sess, t, 2)) != CKR_OK)
 		return rv;
-	rv = p11->C_FindObjects(session, out, 1, &n);
-	p11->C_FindObjectsFinal(session);
+	rv = p11->C_FindObjects(sess, out, 1, &n);
+	p11->C_FindObjectsFinal(sess);
 	if (rv == CKR_OK && n != 1)
 		rv = CKR_KEY_HANDLE_INVALID;
 	return rv;
+}
+
+static CK_RV
+find_key(const char *label, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE *out)
+{
+	return find_key_in(session, label, cls, out);
+}
+
+/*
+ * "load MS THREADS LABEL": THREADS threads, each with its own session, sign
+ * for MS milliseconds, recovering like an agent would: on a dead session
+ * close it and reopen (retrying while the token is absent), log in again
+ * when told.  Prints the tally; "final_ok" counts threads whose last
+ * signature succeeded, i.e. that recovered after any fault.
+ */
+struct load {
+	const char *label;
+	long long deadline;
+	pthread_mutex_t lock;
+	unsigned long ok, removed, closed, absent, relogin, other, final_ok;
+	CK_RV other_rv;
+};
+
+static long long
+mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000LL + t.tv_nsec / 1000000L;
+}
+
+/*
+ * One login for the whole token, held by a session of its own, as an agent
+ * does: after a fault the first thread to notice logs in again, and the
+ * others wait for it instead of spending PIN tries in parallel.
+ */
+static pthread_mutex_t login_lock = PTHREAD_MUTEX_INITIALIZER;
+static CK_SESSION_HANDLE login_session = CK_INVALID_HANDLE;
+
+static CK_RV
+ensure_login(void)
+{
+	CK_SESSION_INFO si;
+	CK_RV rv = CKR_OK;
+
+	pthread_mutex_lock(&login_lock);
+	if (login_session != CK_INVALID_HANDLE &&
+	    p11->C_GetSessionInfo(login_session, &si) == CKR_OK &&
+	    (si.state == CKS_RO_USER_FUNCTIONS ||
+		si.state == CKS_RW_USER_FUNCTIONS))
+		goto out;
+	if (login_session != CK_INVALID_HANDLE)
+		p11->C_CloseSession(login_session);
+	login_session = CK_INVALID_HANDLE;
+	rv = p11->C_OpenSession(
+	    slot, CKF_SERIAL_SESSION, NULL, NULL, &login_session);
+	if (rv != CKR_OK) {
+		login_session = CK_INVALID_HANDLE;
+		goto out;
+	}
+	rv = p11->C_Login(
+	    login_session, CKU_USER, (unsigned char *)pin, pin_len);
+	if (rv == CKR_USER_ALREADY_LOGGED_IN)
+		rv = CKR_OK;
+out:
+	pthread_mutex_unlock(&login_lock);
+	return rv;
+}
+
+static void *
+load_thread(void *arg)
+{
+	struct load *l = arg;
+	CK_MECHANISM mech = { CKM_ECDSA, NULL, 0 };
+	CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+	CK_BYTE digest[32], sig[512];
+	CK_ULONG siglen;
+	unsigned long ok = 0, removed = 0, closed = 0, absent = 0;
+	unsigned long relogin = 0, other = 0;
+	CK_RV rv, other_rv = CKR_OK, last = CKR_GENERAL_ERROR;
+	struct timespec pause = { 0, 10 * 1000000L };
+
+	memset(digest, 0x33, sizeof(digest));
+	while (mono_ms() < l->deadline) {
+		if (s == CK_INVALID_HANDLE) {
+			rv = ensure_login();
+			if (rv == CKR_OK)
+				rv = p11->C_OpenSession(
+				    slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
+			if (rv == CKR_OK) {
+				pthread_mutex_lock(&login_lock);
+				rv = find_key_in(
+				    s, l->label, CKO_PRIVATE_KEY, &key);
+				pthread_mutex_unlock(&login_lock);
+				if (rv != CKR_OK)
+					p11->C_CloseSession(s);
+			}
+			if (rv != CKR_OK) {
+				s = CK_INVALID_HANDLE;
+				if (rv == CKR_TOKEN_NOT_PRESENT ||
+				    rv == CKR_DEVICE_REMOVED)
+					absent++;
+				else {
+					other++;
+					other_rv = rv;
+				}
+				last = rv;
+				nanosleep(&pause, NULL);
+				continue;
+			}
+		}
+		siglen = sizeof(sig);
+		if ((rv = p11->C_SignInit(s, &mech, key)) == CKR_OK)
+			rv = p11->C_Sign(
+			    s, digest, sizeof(digest), sig, &siglen);
+		last = rv;
+		switch (rv) {
+		case CKR_OK:
+			ok++;
+			break;
+		case CKR_DEVICE_REMOVED:
+		case CKR_TOKEN_NOT_PRESENT:
+			removed++;
+			break;
+		case CKR_SESSION_HANDLE_INVALID:
+		case CKR_SESSION_CLOSED:
+			closed++;
+			break;
+		case CKR_USER_NOT_LOGGED_IN:
+			relogin++;
+			break;
+		default:
+			other++;
+			other_rv = rv;
+			break;
+		}
+		if (rv != CKR_OK) {
+			p11->C_CloseSession(s);
+			s = CK_INVALID_HANDLE;
+		}
+	}
+	if (s != CK_INVALID_HANDLE)
+		p11->C_CloseSession(s);
+	pthread_mutex_lock(&l->lock);
+	l->ok += ok;
+	l->removed += removed;
+	l->closed += closed;
+	l->absent += absent;
+	l->relogin += relogin;
+	l->other += other;
+	if (other_rv != CKR_OK)
+		l->other_rv = other_rv;
+	if (last == CKR_OK)
+		l->final_ok++;
+	pthread_mutex_unlock(&l->lock);
+	return NULL;
+}
+
+static void
+do_load(char *args)
+{
+	pthread_t th[32];
+	struct load l;
+	char *ms_s = args, *n_s, *label;
+	long ms, n, i, started = 0;
+
+	memset(&l, 0, sizeof(l));
+	if ((n_s = strchr(ms_s, ' ')) == NULL ||
+	    (label = strchr(n_s + 1, ' ')) == NULL) {
+		printf("error usage: load MS THREADS LABEL\n");
+		return;
+	}
+	*n_s++ = '\0';
+	*label++ = '\0';
+	ms = strtol(ms_s, NULL, 10);
+	n = strtol(n_s, NULL, 10);
+	if (ms <= 0 || n <= 0 || n > 32) {
+		printf("error bad load arguments\n");
+		return;
+	}
+	l.label = label;
+	l.deadline = mono_ms() + ms;
+	pthread_mutex_init(&l.lock, NULL);
+	for (i = 0; i < n; i++)
+		if (pthread_create(&th[i], NULL, load_thread, &l) == 0)
+			started++;
+	for (i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&l.lock);
+	printf("load ok=%lu removed=%lu closed=%lu absent=%lu relogin=%lu "
+	       "other=%lu other_rv=%s final_ok=%lu threads=%ld\n",
+	    l.ok, l.removed, l.closed, l.absent, l.relogin, l.other,
+	    l.other ? rvname(l.other_rv) : "-", l.final_ok, started);
 }
 
 static void
@@ -260,6 +458,9 @@ int
 main(int argc, char **argv)
 {
 	CK_RV (*getfl)(CK_FUNCTION_LIST **) = NULL;
+	/* Threads ("load"): without CKF_OS_LOCKING_OK a module may assume a
+	 * single-threaded caller, and SoftHSM then takes no locks at all. */
+	CK_C_INITIALIZE_ARGS init_args = { .flags = CKF_OS_LOCKING_OK };
 	char line[256], *arg;
 	void *dl;
 	CK_RV rv;
@@ -275,7 +476,7 @@ main(int argc, char **argv)
 	}
 	*(void **)&getfl = dlsym(dl, "C_GetFunctionList");
 	if (getfl == NULL || getfl(&p11) != CKR_OK ||
-	    p11->C_Initialize(NULL) != CKR_OK) {
+	    p11->C_Initialize(&init_args) != CKR_OK) {
 		fprintf(stderr, "shim_probe: cannot initialise %s\n", argv[1]);
 		return 1;
 	}
@@ -306,6 +507,8 @@ main(int argc, char **argv)
 			    "close %s\n", rvname(p11->C_CloseSession(session)));
 		} else if (strcmp(line, "sign") == 0 && arg != NULL) {
 			do_sign(arg);
+		} else if (strcmp(line, "load") == 0 && arg != NULL) {
+			do_load(arg);
 		} else if (strcmp(line, "attr") == 0 && arg != NULL) {
 			do_attr(arg);
 		} else if (strcmp(line, "tokeninfo") == 0) {
