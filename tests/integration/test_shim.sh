@@ -221,4 +221,27 @@ ts_pass "parse error names the line"
 ts_shim_set present=1
 expect "good file applies again" '^slotinfo CKR_OK present=1' "$(ts_probe slotinfo)"
 ts_probe_send quit
+
+# Several control files (TS_SHIM_CONTROL=a:b): read in order, the second
+# starting in a fresh [all] section; top-section-only keys are refused there.
+printf '[token ts-main]\npresent = 0\n' > "$TS_TMP/second.ctl"
+ts_shim_set '[token ts-second]' 'slot_description = from the first file'
+out=$(TS_SHIM_CONTROL="$TS_SHIM_CONTROL:$TS_TMP/second.ctl" \
+    pkcs11-tool --module "$TS_SHIM" -L 2>&1)
+! echo "$out" | grep -q 'ts-main' && echo "$out" | grep -q 'from the first file' ||
+    ts_fail "two control files: $out"
+ts_pass "two control files combine"
+printf 'present = 0\n' > "$TS_TMP/second.ctl"
+ts_shim_set '[token ts-main]'
+out=$(TS_SHIM_CONTROL="$TS_SHIM_CONTROL:$TS_TMP/second.ctl" \
+    pkcs11-tool --module "$TS_SHIM" -L 2>&1)
+! echo "$out" | grep -q 'ts-' ||
+    ts_fail "second file continued the first file's section: $out"
+ts_pass "second file does not continue the first file's section"
+printf 'poll_ms = 5\n' > "$TS_TMP/second.ctl"
+out=$(TS_SHIM_CONTROL="$TS_SHIM_CONTROL:$TS_TMP/second.ctl" \
+    pkcs11-tool --module "$TS_SHIM" -L 2>&1)
+echo "$out" | grep -q 'second.ctl: line 1: bad setting' ||
+    ts_fail "top-only key accepted in a later file: $out"
+ts_pass "top-section keys refused in a later file"
 ts_done

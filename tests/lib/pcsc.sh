@@ -12,6 +12,14 @@
 #   ts_pcsc_wait_card present|absent [TIMEOUT_MS]
 #                            block on SCardGetStatusChange until the card
 #                            is in / out of TS_PCSC_READER (default 3000)
+#   ts_pcsc_bridge_shim TOKEN
+#                            tie a shim token (tests/lib/shim.sh) to the
+#                            virtual card: its slot is described as
+#                            TS_PCSC_READER and is present exactly while
+#                            the card is in, as a real smart-card module's
+#                            slot is.  Call after ts_shim_setup and before
+#                            starting the program that loads the shim (it
+#                            adds a control file to TS_SHIM_CONTROL).
 #
 # pcscd's socket is fixed at /run/pcscd/pcscd.comm (its
 # PCSCLITE_CSOCK_NAME is read by clients only), so only one pcscd runs and
@@ -188,4 +196,32 @@ ts_pcsc_card_remove() {
 
 ts_pcsc_wait_card() {
 	"$TS_PCSC_WAIT" card "$1" "${2:-3000}" "$TS_PCSC_READER"
+}
+
+# The bridge: a watcher (pcsc_wait watch) feeding a loop that rewrites a
+# control file of its own, so ts_shim_set keeps working for other faults.
+ts_pcsc_bridge_shim() {
+	local token=$1 f=$TS_TMP/pcsc/shim-bridge.control fifo=$TS_TMP/pcsc/bridge.fifo
+	[ -n "${TS_SHIM_CONTROL:-}" ] || ts_fail "pcsc bridge: call ts_shim_setup first"
+	ts_pcsc_bridge_write "$token" "$f" 0
+	export TS_SHIM_CONTROL="$TS_SHIM_CONTROL:$f"
+	mkfifo "$fifo"
+	"$TS_PCSC_WAIT" watch 86400000 > "$fifo" 2>>"$TS_TMP/pcsc/bridge.err" &
+	ts_bg_track $!
+	(
+		while read -r _ ev reader; do
+			[ "$reader" = "$TS_PCSC_READER" ] || continue
+			case $ev in
+			card-inserted) ts_pcsc_bridge_write "$token" "$f" 1 ;;
+			card-removed) ts_pcsc_bridge_write "$token" "$f" 0 ;;
+			esac
+		done < "$fifo"
+	) &
+	ts_bg_track $!
+}
+
+ts_pcsc_bridge_write() { # TOKEN FILE PRESENT
+	printf '[token %s]\nslot_description = %s\npresent = %s\n' \
+	    "$1" "$TS_PCSC_READER" "$3" > "$2.new"
+	mv -f "$2.new" "$2"
 }

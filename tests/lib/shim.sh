@@ -6,7 +6,7 @@
 #                          the PKCS#11 module instead of $TS_MODULE),
 #                          TS_SHIM_TARGET, TS_SHIM_CONTROL, TS_SHIM_STATS
 #                          (all inherited by the agent started afterwards)
-#   ts_shim_set LINE...    replace the control file atomically, one LINE
+#   ts_shim_set LINE...    replace the (first) control file atomically, one LINE
 #                          per argument, e.g. ts_shim_set present=0
 #                          or ts_shim_set '[token ts-main]' sign_hang=1
 #   ts_shim_stat NAME      print a counter from the stats file (0 if none),
@@ -29,13 +29,16 @@ ts_shim_setup() {
 	ts_shim_set
 }
 
+# Writes the first control file only: TS_SHIM_CONTROL may list more
+# (colon-separated), written by helpers such as ts_pcsc_bridge_shim.
 ts_shim_set() {
-	local tmp=$TS_SHIM_CONTROL.new.$$ line
+	local f=${TS_SHIM_CONTROL%%:*} line
+	local tmp=$f.new.$$
 	: > "$tmp"
 	for line in "$@"; do
 		printf '%s\n' "$line" >> "$tmp"
 	done
-	mv -f "$tmp" "$TS_SHIM_CONTROL"
+	mv -f "$tmp" "$f"
 }
 
 ts_shim_stat() {

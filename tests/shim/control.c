@@ -497,6 +497,20 @@ parse_setting(
 }
 
 int
+shim_cfg_next_file(struct shim_cfg *cfg)
+{
+	struct shim_section *sec;
+
+	if (cfg->nsec >= SHIM_MAX_SECTIONS)
+		return -1;
+	sec = &cfg->sec[cfg->nsec++];
+	memset(sec, 0, sizeof(*sec));
+	slotcfg_defaults(&sec->v);
+	sec->sel = SEL_ALL;
+	return 0;
+}
+
+int
 shim_cfg_parse(const char *text, size_t len, struct shim_cfg *cfg, char *err,
     size_t errlen)
 {

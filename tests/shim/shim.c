@@ -77,7 +77,7 @@ static char g_ctl_path[SHIM_PATH_MAX];
 static char g_env_stats[SHIM_PATH_MAX];
 
 static struct shim_cfg g_cfg;
-static struct ctl_id g_ctl_id;
+static struct ctl_id g_ctl_ids[SHIM_MAX_CONTROL_FILES];
 static int g_ctl_loaded;
 static unsigned long g_ctl_gen; /* bumped when the control file changes */
 static unsigned long g_init_gen; /* bumped by C_Finalize */
@@ -453,39 +453,77 @@ ctl_read(const char *path, char *buf, size_t max, size_t *lenp)
 	return 0;
 }
 
+/*
+ * TS_SHIM_CONTROL may name several files separated by ':' (at most
+ * SHIM_MAX_CONTROL_FILES): they are read in order as one configuration,
+ * each later file starting in a fresh "[all]" section.  A test writes the
+ * first; a helper such as the PC/SC bridge (tests/lib/pcsc.sh) writes its
+ * own, so neither overwrites the other's settings.
+ */
+static size_t
+ctl_paths(char paths[][SHIM_PATH_MAX])
+{
+	const char *p = g_ctl_path, *e;
+	size_t n = 0, len;
+
+	while (*p != '\0' && n < SHIM_MAX_CONTROL_FILES) {
+		e = strchr(p, ':');
+		len = e != NULL ? (size_t)(e - p) : strlen(p);
+		if (len > 0 && len < SHIM_PATH_MAX) {
+			memcpy(paths[n], p, len);
+			paths[n][len] = '\0';
+			n++;
+		}
+		if (e == NULL)
+			break;
+		p = e + 1;
+	}
+	return n;
+}
+
 static void
 ctl_refresh_locked(void)
 {
 	static struct shim_cfg ncfg;
 	static char text[SHIM_CONTROL_MAX + 1];
-	struct ctl_id id;
+	static char paths[SHIM_MAX_CONTROL_FILES][SHIM_PATH_MAX];
+	struct ctl_id ids[SHIM_MAX_CONTROL_FILES];
 	struct stat st;
 	struct shim_slotcfg ne;
-	char err[256];
-	size_t len = 0, i;
+	char err[256] = "";
+	size_t len = 0, i, n;
+	int same = g_ctl_loaded;
 
-	memset(&id, 0, sizeof(id));
-	if (g_ctl_path[0] != '\0' && stat(g_ctl_path, &st) == 0) {
-		id.exists = 1;
-		id.dev = st.st_dev;
-		id.ino = st.st_ino;
-		id.size = st.st_size;
-		id.mtim = st.st_mtim;
+	n = ctl_paths(paths);
+	memset(ids, 0, sizeof(ids));
+	for (i = 0; i < n; i++) {
+		if (stat(paths[i], &st) == 0) {
+			ids[i].exists = 1;
+			ids[i].dev = st.st_dev;
+			ids[i].ino = st.st_ino;
+			ids[i].size = st.st_size;
+			ids[i].mtim = st.st_mtim;
+		}
+		if (!ctl_id_equal(&ids[i], &g_ctl_ids[i]))
+			same = 0;
 	}
-	if (g_ctl_loaded && ctl_id_equal(&id, &g_ctl_id))
+	if (same)
 		return;
 	g_ctl_loaded = 1;
-	g_ctl_id = id;
+	memcpy(g_ctl_ids, ids, sizeof(g_ctl_ids));
 	g_ctl_gen++;
 	shim_cfg_defaults(&ncfg);
-	if (id.exists) {
-		if (ctl_read(g_ctl_path, text, sizeof(text), &len) != 0)
+	for (i = 0; i < n; i++) {
+		if (!ids[i].exists)
+			continue;
+		if (ctl_read(paths[i], text, sizeof(text), &len) != 0)
 			return;
-		if (shim_cfg_parse(text, len, &ncfg, err, sizeof(err)) != 0) {
+		if ((i > 0 && shim_cfg_next_file(&ncfg) != 0) ||
+		    shim_cfg_parse(text, len, &ncfg, err, sizeof(err)) != 0) {
 			/* Keep the settings in force: half a config is worse
 			 * than the previous one. */
-			shim_log("control file %.200s: %s; ignored", g_ctl_path,
-			    err);
+			shim_log("control file %.200s: %s; ignored", paths[i],
+			    err[0] != '\0' ? err : "too many sections");
 			return;
 		}
 	}

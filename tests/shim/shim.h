@@ -102,13 +102,14 @@ enum shim_bogus {
 	BOGUS_TRUNCATE, /* data call returns one byte less */
 };
 
-#define SHIM_MAX_SECTIONS   16
-#define SHIM_MAX_FAILS	    8
-#define SHIM_MAX_ATTR_TYPES 16
-#define SHIM_DESC_LEN	    64 /* CK_SLOT_INFO.slotDescription */
-#define SHIM_LABEL_LEN	    32 /* CK_TOKEN_INFO.label */
-#define SHIM_PATH_MAX	    1024
-#define SHIM_CONTROL_MAX    65536 /* bytes read from the control file */
+#define SHIM_MAX_SECTIONS      16
+#define SHIM_MAX_FAILS	       8
+#define SHIM_MAX_ATTR_TYPES    16
+#define SHIM_DESC_LEN	       64 /* CK_SLOT_INFO.slotDescription */
+#define SHIM_LABEL_LEN	       32 /* CK_TOKEN_INFO.label */
+#define SHIM_PATH_MAX	       1024
+#define SHIM_CONTROL_MAX       65536 /* bytes read from the control file */
+#define SHIM_MAX_CONTROL_FILES 4
 
 struct shim_fail {
 	enum shim_fn fn;
@@ -163,6 +164,13 @@ void shim_cfg_defaults(struct shim_cfg *cfg);
  */
 int shim_cfg_parse(const char *text, size_t len, struct shim_cfg *cfg,
     char *err, size_t errlen);
+
+/*
+ * Starts the next control file: opens an "[all]" section, so that a file
+ * never continues the section the previous one ended in.  Returns 0, or -1
+ * when no section is left.
+ */
+int shim_cfg_next_file(struct shim_cfg *cfg);
 
 /*
  * The effective settings for a slot: defaults, then every section that
