@@ -17,6 +17,7 @@
  *   wait / waitnb    C_WaitForSlotEvent blocking / CKF_DONT_BLOCK: slot=
  *   close            C_CloseSession
  *   load MS N LABEL  N threads sign for MS ms, recovering from faults
+ *   iface            the PKCS#11 3.0 entry points: count= name= version=
  *   quit
  * The slot is found once, at start, before any fault is set.
  */
@@ -31,6 +32,7 @@
 #include <p11-kit/pkcs11.h>
 
 static CK_FUNCTION_LIST *p11;
+static void *dl;
 static CK_SLOT_ID slot;
 static CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
 static char pin[256];
@@ -416,6 +418,46 @@ do_wait(CK_FLAGS flags, const char *name)
 	    rv == CKR_OK ? (s == slot ? "ours" : "other") : "-");
 }
 
+/* PKCS#11 3.0's CK_INTERFACE; p11-kit's 2.40 header lacks it. */
+struct probe_interface {
+	CK_UTF8CHAR *name;
+	void *function_list;
+	CK_FLAGS flags;
+};
+
+static void
+do_iface(void)
+{
+	CK_RV (*list)(struct probe_interface *, CK_ULONG *) = NULL;
+	CK_RV (*get)
+	(CK_UTF8CHAR *, CK_VERSION *, struct probe_interface **, CK_FLAGS) =
+	    NULL;
+	struct probe_interface ifs[4], *one = NULL;
+	CK_VERSION v30 = { 3, 0 };
+	CK_ULONG n = 4;
+	CK_FUNCTION_LIST *fl;
+	CK_RV rv, rv30;
+
+	*(void **)&list = dlsym(dl, "C_GetInterfaceList");
+	*(void **)&get = dlsym(dl, "C_GetInterface");
+	if (list == NULL || get == NULL) {
+		printf("iface missing\n");
+		return;
+	}
+	rv = list(ifs, &n);
+	if (rv != CKR_OK || n < 1) {
+		printf("iface %s\n", rvname(rv));
+		return;
+	}
+	rv30 = get(NULL, &v30, &one, 0);
+	rv = get(NULL, NULL, &one, 0);
+	fl = (rv == CKR_OK && one != NULL) ? one->function_list : NULL;
+	printf("iface %s count=%lu name=%s version=%d.%d v3.0=%s same=%d\n",
+	    rvname(rv), n, (const char *)ifs[0].name,
+	    fl != NULL ? fl->version.major : -1,
+	    fl != NULL ? fl->version.minor : -1, rvname(rv30), fl == p11);
+}
+
 static int
 find_slot(const char *label)
 {
@@ -462,7 +504,6 @@ main(int argc, char **argv)
 	 * single-threaded caller, and SoftHSM then takes no locks at all. */
 	CK_C_INITIALIZE_ARGS init_args = { .flags = CKF_OS_LOCKING_OK };
 	char line[256], *arg;
-	void *dl;
 	CK_RV rv;
 
 	if (argc != 4) {
@@ -507,6 +548,8 @@ main(int argc, char **argv)
 			    "close %s\n", rvname(p11->C_CloseSession(session)));
 		} else if (strcmp(line, "sign") == 0 && arg != NULL) {
 			do_sign(arg);
+		} else if (strcmp(line, "iface") == 0) {
+			do_iface();
 		} else if (strcmp(line, "load") == 0 && arg != NULL) {
 			do_load(arg);
 		} else if (strcmp(line, "attr") == 0 && arg != NULL) {
