@@ -73,5 +73,5 @@ expect "touch delay alongside the bridge" '^sign CKR_OK' "$line"
 [ "$(echo "$line" | sed 's/.*ms=\([0-9]*\).*/\1/')" -ge 300 ] ||
     ts_fail "delay lost: $line"
 ts_pass "delay applied"
-ts_probe_send quit
+ts_probe_stop
 ts_done

@@ -231,7 +231,7 @@ grep -q "line 2: bad setting" "$TS_TMP/probe.err" || ts_fail "no parse error log
 ts_pass "parse error names the line"
 ts_shim_set present=1
 expect "good file applies again" '^slotinfo CKR_OK present=1' "$(ts_probe slotinfo)"
-ts_probe_send quit
+ts_probe_stop
 
 # Several control files (TS_SHIM_CONTROL=a:b): read in order, the second
 # starting in a fresh [all] section; top-section-only keys are refused there.

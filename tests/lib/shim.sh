@@ -69,3 +69,15 @@ ts_probe() {
 	ts_probe_send "$@"
 	ts_probe_reply 20 || ts_fail "probe: no reply to '$*'"
 }
+
+# ts_probe_stop: quit the probe; it must exit 0 without a sanitizer report
+# (ASan/LSan/UBSan in the sanitizer build).
+ts_probe_stop() {
+	local pid=$TS_PROBE_PID rc=0
+	ts_probe_send quit
+	wait "$pid" || rc=$?
+	! grep -q 'Sanitizer' "$TS_TMP/probe.err" 2>/dev/null ||
+	    ts_fail "probe: sanitizer report: $(grep -A20 Sanitizer "$TS_TMP/probe.err" | head -40)"
+	[ "$rc" = 0 ] || ts_fail "probe exited $rc: $(tail -5 "$TS_TMP/probe.err")"
+	ts_pass "probe exited cleanly"
+}
