@@ -429,7 +429,7 @@ static void
 do_iface(void)
 {
 	CK_RV (*list)(struct probe_interface *, CK_ULONG *) = NULL;
-	CK_RV (*get)
+	CK_RV(*get)
 	(CK_UTF8CHAR *, CK_VERSION *, struct probe_interface **, CK_FLAGS) =
 	    NULL;
 	struct probe_interface ifs[4], *one = NULL;
