@@ -7,7 +7,9 @@
 #                            TS_PCSC_WAIT (tests/shim/pcsc_wait, a small
 #                            libpcsclite watcher), TS_PCSC_MODE (own|reuse)
 #   ts_pcsc_card_insert      start `vicc -t iso7816` (returns at once: the
-#                            card shows 0.2-0.5 s later)
+#                            card shows 0.2-0.5 s later, after Python's
+#                            start-up; ts_pcsc_card_connected N tells when
+#                            vicc has connected to vpcd for the N-th time)
 #   ts_pcsc_card_remove      stop vicc (the card is gone within ~0.4 s)
 #   ts_pcsc_wait_card present|absent [TIMEOUT_MS]
 #                            block on SCardGetStatusChange until the card
@@ -181,10 +183,19 @@ ts_pcsc_setup() {
 ts_pcsc_card_insert() {
 	[ -z "$TS_VICC_PID" ] || ts_fail "pcsc: card already inserted"
 	# /usr/bin/python3 explicitly: vicc's modules are for Debian's python.
+	# -vvv (INFO) logs "Connected to virtual PCD", the moment the card is "in"
+	# (ts_pcsc_card_connected); Python's start-up before it takes
+	# 0.2-0.5 s, more on a loaded machine.
 	PYTHONPATH=$TS_TMP/pcsc/py:$TS_VICC_PY /usr/bin/python3 /usr/bin/vicc \
-	    -t iso7816 -H 127.0.0.1 -P "$TS_VPCD_PORT" \
+	    -vvv -t iso7816 -H 127.0.0.1 -P "$TS_VPCD_PORT" \
 	    >>"$TS_TMP/pcsc/vicc.log" 2>&1 &
 	TS_VICC_PID=$!
+}
+
+# ts_pcsc_card_connected N: true once vicc has connected N times in this
+# test (its log accumulates over insertions).
+ts_pcsc_card_connected() {
+	[ "$(grep -c 'Connected to virtual PCD' "$TS_TMP/pcsc/vicc.log" 2>/dev/null)" -ge "$1" ]
 }
 
 ts_pcsc_card_remove() {
