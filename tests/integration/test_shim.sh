@@ -83,8 +83,10 @@ ts_shim_set '[token ts-main]' present=0
 line=$(ts_probe_reply 5) || ts_fail "blocking wait never woke"
 t1=$(date +%s%N)
 expect "blocking wait wakes on removal" '^wait CKR_OK slot=ours' "$line"
-[ $(( (t1 - t0) / 1000000 )) -lt 1000 ] || ts_fail "wake took $(( (t1 - t0) / 1000000 )) ms"
-ts_pass "wait woke within 1 s ($(( (t1 - t0) / 1000000 )) ms)"
+# The shim polls every 20 ms; the bound leaves room for a loaded machine
+# (other test processes share the 2 cores).
+[ $(( (t1 - t0) / 1000000 )) -lt 2000 ] || ts_fail "wake took $(( (t1 - t0) / 1000000 )) ms"
+ts_pass "wait woke after $(( (t1 - t0) / 1000000 )) ms"
 ts_shim_set slot_events=0
 expect "slot events can be turned off" '^waitnb CKR_FUNCTION_NOT_SUPPORTED' \
     "$(ts_probe waitnb)"
@@ -130,7 +132,8 @@ sleep 0.3
 ts_shim_set sign_delay_ms=5000 present=0
 line=$(ts_probe_reply 5) || ts_fail "no reply after removal in touch wait"
 expect "removal ends the touch wait" '^sign CKR_DEVICE_REMOVED' "$line"
-[ "$(ms_of "$line")" -lt 1500 ] || ts_fail "removal noticed late: $line"
+# Well before the 5 s delay would have ended.
+[ "$(ms_of "$line")" -lt 3000 ] || ts_fail "removal noticed late: $line"
 ts_pass "removal noticed after $(ms_of "$line") ms"
 ts_shim_set
 ts_probe open >/dev/null
