@@ -117,6 +117,11 @@ expect "login after logout" '^login CKR_OK' "$(ts_probe login)"
 expect "only once" '^sign CKR_OK' "$(ts_probe sign p256)"
 [ "$(ts_shim_stat C_Login)" = $((logins + 1)) ] || ts_fail "login count"
 ts_pass "login counted"
+ts_shim_set not_logged_in=2 not_logged_in_at=C_Sign
+expect "not logged in at C_Sign, mid-operation" '^sign CKR_USER_NOT_LOGGED_IN' \
+    "$(ts_probe sign p256)"
+expect "login after mid-operation logout" '^login CKR_OK' "$(ts_probe login)"
+expect "no operation left active" '^sign CKR_OK' "$(ts_probe sign p256)"
 
 # Touch delay, and removal during the touch wait.
 ts_shim_set sign_delay_ms=600

@@ -29,6 +29,7 @@
 #define SET_BOGUS	   (1UL << 11)
 #define SET_BOGUS_TYPES	   (1UL << 12)
 #define SET_FAILS	   (1UL << 13)
+#define SET_NLI_AT	   (1UL << 14)
 
 #define FN_NAME(name) #name,
 static const char *const fn_names[FN_MAX] = { SHIM_FUNCTIONS(FN_NAME) };
@@ -135,6 +136,7 @@ slotcfg_defaults(struct shim_slotcfg *v)
 	v->removed_rv = CKR_DEVICE_REMOVED;
 	v->closed_rv = CKR_SESSION_HANDLE_INVALID;
 	v->removable = 1;
+	v->not_logged_in_at = FN_C_SignInit;
 	v->nbogus_types = sizeof(default_bogus) / sizeof(default_bogus[0]);
 	memcpy(v->bogus_types, default_bogus, sizeof(default_bogus));
 }
@@ -436,6 +438,10 @@ parse_setting(
 		if (parse_ulong(val, ~0UL, &v->close_sessions) != 0)
 			return -1;
 		sec->set |= SET_CLOSE_SESSIONS;
+	} else if (strcmp(key, "not_logged_in_at") == 0) {
+		if (fn_lookup(val, &v->not_logged_in_at) != 0)
+			return -1;
+		sec->set |= SET_NLI_AT;
 	} else if (strcmp(key, "not_logged_in") == 0) {
 		if (parse_ulong(val, ~0UL, &v->not_logged_in) != 0)
 			return -1;
@@ -600,6 +606,8 @@ overlay(struct shim_slotcfg *out, const struct shim_section *sec)
 		out->close_sessions = v->close_sessions;
 	if (sec->set & SET_NOT_LOGGED_IN)
 		out->not_logged_in = v->not_logged_in;
+	if (sec->set & SET_NLI_AT)
+		out->not_logged_in_at = v->not_logged_in_at;
 	if (sec->set & SET_SIGN_DELAY)
 		out->sign_delay_ms = v->sign_delay_ms;
 	if (sec->set & SET_SIGN_HANG)

@@ -338,8 +338,6 @@ target_label(CK_SLOT_ID id, char *out)
 static void
 slot_transition_locked(struct slot_rt *rt, const struct shim_slotcfg *ne)
 {
-	size_t i;
-
 	if (rt->eff.present && !ne->present) {
 		sess_kill_slot_locked(rt->id, DEAD_REMOVED);
 		rt->event = 1;
@@ -353,17 +351,8 @@ slot_transition_locked(struct slot_rt *rt, const struct shim_slotcfg *ne)
 	    ne->close_sessions != rt->eff.close_sessions)
 		sess_kill_slot_locked(rt->id, DEAD_CLOSED);
 	if (ne->not_logged_in != 0 &&
-	    ne->not_logged_in != rt->eff.not_logged_in && ne->present) {
+	    ne->not_logged_in != rt->eff.not_logged_in && ne->present)
 		rt->nli_armed = 1;
-		/* Log the token out for real, as a card reset would. */
-		for (i = 0; i < g_nsess; i++) {
-			if (g_sess[i].slot == rt->id &&
-			    g_sess[i].dead == ALIVE) {
-				tgt->C_Logout(g_sess[i].h);
-				break;
-			}
-		}
-	}
 	rt->eff = *ne;
 }
 
@@ -661,8 +650,11 @@ sess_check_locked(enum shim_fn fn, CK_SESSION_HANDLE h, CK_RV *rvp)
 	}
 	if (find_fail(&rt->eff, fn, rvp))
 		return 1;
-	if (fn == FN_C_SignInit && rt->nli_armed) {
+	if (fn == rt->eff.not_logged_in_at && rt->nli_armed) {
 		rt->nli_armed = 0;
+		/* Log the token out for real, as a card reset would, at the
+		 * moment the error is seen (mid-operation for C_Sign). */
+		tgt->C_Logout(h);
 		*rvp = CKR_USER_NOT_LOGGED_IN;
 		return 1;
 	}

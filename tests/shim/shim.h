@@ -123,6 +123,7 @@ struct shim_slotcfg {
 	CK_RV closed_rv; /* calls on a session the shim closed */
 	unsigned long close_sessions; /* counter: a change closes sessions */
 	unsigned long not_logged_in; /* counter: a change logs out once */
+	enum shim_fn not_logged_in_at; /* where the one error lands */
 	unsigned long sign_delay_ms;
 	int sign_hang;
 	int hang;
