@@ -78,6 +78,12 @@ struct policyrules_request {
 	const char *const *annot_values;
 	size_t nannot;
 	unsigned int count; /* signatures this request makes; 0 means 1 */
+	/*
+	 * Decide only: consume no rate tokens, take no slot, return no
+	 * ticket.  For items 2..n of a SIGN_BATCH whose first item was
+	 * checked with count = n (one slot and n tokens for the batch).
+	 */
+	int decide_only;
 };
 
 /* Outcome; rule and message are safe to show to the client and audit. */
