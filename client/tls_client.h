@@ -82,11 +82,13 @@ int tls_client_read(struct tls_client *c, void *buf, size_t len)
     __attribute__((warn_unused_result));
 
 /*
- * Sends one framed request (u32 length + body, as the Unix socket) and
- * reads one framed reply of at most max_reply bytes into a malloc'd *reply
+ * Sends one request framed as on the Unix socket (the u32 big-endian length
+ * is prepended here: req is the message itself, type byte first) and reads
+ * one framed reply of at most max_reply bytes into a malloc'd *reply
  * (*reply_len bytes, without the length prefix).  When the connection
  * proves dead (closed, reset) before any reply byte arrived, reconnects and
- * retries exactly once.  Returns 0 or the error of the last attempt.
+ * retries exactly once.  Returns 0 or the error of the last attempt;
+ * certificate refusals (TS_ERR_TLS_PEER) and timeouts are not retried.
  *
  * WARNING: retrying resends the request: only use it for requests that are
  * safe to repeat (signing is: the agent signs the same bytes again).
