@@ -556,8 +556,7 @@ fail:
 }
 
 static int
-tls_handshake(
-    struct tls_client *c, const struct tls_target *t, int64_t deadline)
+tls_handshake(struct tls_client *c, struct tls_target *t, int64_t deadline)
 {
 	X509_VERIFY_PARAM *vp;
 	int rv, err, r;
@@ -629,7 +628,7 @@ int
 tls_client_connect(struct tls_client *c)
 {
 	struct addrinfo hints, *res = NULL, *ai;
-	const struct tls_target *t;
+	struct tls_target *t;
 	int64_t deadline;
 	size_t i;
 	int r = TS_ERR_AGENT_CONNECT, gai, last = TS_ERR_AGENT_CONNECT;
