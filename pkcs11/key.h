@@ -18,6 +18,7 @@
 
 struct p11_key;
 struct p11_token;
+struct p11_uri;
 
 enum p11_key_type {
 	P11_KEY_UNKNOWN = 0,
@@ -61,6 +62,11 @@ int p11_key_present(const struct p11_key *key);
  * object, id fully percent-encoded, type=private; borrowed).
  */
 const char *p11_key_uri(const struct p11_key *key);
+/*
+ * Returns 1 when the key matches uri's object, id and type attributes
+ * (token attributes are checked with p11_token_match_uri), else 0.
+ */
+int p11_key_match_uri(const struct p11_key *key, const struct p11_uri *uri);
 /* Returns the owning token (borrowed). */
 struct p11_token *p11_key_token(const struct p11_key *key);
 

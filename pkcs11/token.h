@@ -40,6 +40,12 @@ const char *p11_token_slot_description(const struct p11_token *tok);
 const char *p11_token_slot_manufacturer(const struct p11_token *tok);
 /* Returns 1 when a token is in the slot (as of the last refresh), else 0. */
 int p11_token_present(const struct p11_token *tok);
+/*
+ * Returns 1 when the token is initialised (CKF_TOKEN_INITIALIZED); an
+ * uninitialised token (e.g. SoftHSM's spare slot) has no keys and is
+ * skipped by key listing and lookups.
+ */
+int p11_token_initialized(const struct p11_token *tok);
 /* Returns CK_TOKEN_INFO label, blanks stripped (borrowed; "" if absent). */
 const char *p11_token_label(const struct p11_token *tok);
 /* Returns CK_TOKEN_INFO serialNumber, blanks stripped (borrowed). */
