@@ -280,15 +280,15 @@ check_payload(struct dispatch_ctx *c, struct agent_peer *peer, struct ks_key *k,
 }
 
 static int
-check_digest_policy(
-    struct dispatch_ctx *c, struct agent_peer *peer, char *why, size_t whylen)
+check_digest_policy(struct dispatch_ctx *c, struct agent_peer *peer,
+    struct ks_key *k, char *why, size_t whylen)
 {
 	struct policy *pol = dispatch_get_policy(c);
 	int r;
 
-	r = policy_check_digest(pol, peer);
+	r = policy_check_digest_key(pol, peer, ks_key_id(k), why, whylen);
 	policy_unref(pol);
-	if (r != 0)
+	if (r != 0 && why[0] == '\0')
 		snprintf(why, whylen,
 		    "raw digest signing not allowed for uid %u",
 		    (unsigned)peer->uid);
@@ -399,7 +399,7 @@ h_sign_digest(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 		r = TS_ERR_AGENT_LOCKED;
 		goto out;
 	}
-	if ((r = check_digest_policy(c, peer, why, whylen)) != 0)
+	if ((r = check_digest_policy(c, peer, k, why, whylen)) != 0)
 		goto out;
 	snprintf(what, sizeof(what), "raw %s digest %.16s...", rec.hash, hex);
 	if ((r = maybe_confirm(c, peer, k, what, why, whylen)) != 0)
@@ -517,7 +517,8 @@ h_sign_batch(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 			goto refuse;
 		}
 	}
-	if (ndigest > 0 && (r = check_digest_policy(c, peer, why, whylen)) != 0)
+	if (ndigest > 0 &&
+	    (r = check_digest_policy(c, peer, k, why, whylen)) != 0)
 		goto refuse;
 	snprintf(what, sizeof(what), "a batch of %u items", n);
 	if ((r = maybe_confirm(c, peer, k, what, why, whylen)) != 0)

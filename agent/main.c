@@ -25,8 +25,11 @@
 #include "agent/dispatch.h"
 #include "agent/keystore.h"
 #include "agent/listen.h"
+#include "agent/listen_tls.h"
 #include "agent/loop.h"
 #include "agent/policy.h"
+#include "agent/policyrules.h"
+#include "agent/tls.h"
 #include "agent/worker.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -50,6 +53,13 @@ struct agent {
 	struct worker_pool *pool;
 	struct connmgr *conns;
 	struct listener *listener;
+	/* issue 5: mutual-TLS listener and policy rule file */
+	const char *listen_tls;
+	struct tls_server_opts tlsopt;
+	struct tls_server *tls;
+	struct tls_listener *tls_listener;
+	const char *policy_path;
+	struct policyrules *rules;
 	uint64_t stop_deadline;
 	int stopping;
 	int sigfd;
@@ -67,7 +77,10 @@ usage(FILE *f)
 	    "           [--audit FILE] [--confirm KEY]... [--allow-uid "
 	    "USER]...\n"
 	    "           [--allow-group GROUP]... [--max-connections N] "
-	    "[--workers N]\n");
+	    "[--workers N]\n"
+	    "           [--policy FILE] [--listen tls://ADDR:PORT --tls-cert F "
+	    "--tls-key F\n"
+	    "            --client-ca F [--crl F] [--tls12]]\n");
 }
 
 static void
@@ -159,6 +172,7 @@ apply_runtime(
 			a->ks, c->confirm[i], strlen(c->confirm[i]), &k) == 0)
 			ks_key_set_confirm(k, 1);
 	pol = build_policy(c);
+	policy_set_rules(pol, a->rules);
 	dispatch_set_policy(a->ctx, pol);
 	policy_unref(pol);
 	askpass = c->askpass != NULL ? c->askpass : getenv(TS_ENV_ASKPASS);
@@ -185,6 +199,26 @@ same_str(const char *x, const char *y)
 	    (x != NULL && y != NULL && strcmp(x, y) == 0);
 }
 
+/* SIGHUP for issue 5: policy file, certificates, CRL; old kept on error. */
+static void
+reload_tls(struct agent *a)
+{
+	char why[512];
+
+	if (a->rules != NULL && a->policy_path != NULL) {
+		if (policyrules_reload(
+			a->rules, a->policy_path, why, sizeof(why)) != 0)
+			error("policy reload failed, keeping the old policy: "
+			      "%s",
+			    why);
+		else
+			logit("policy reloaded: %zu rules",
+			    policyrules_count(a->rules));
+	}
+	if (a->tls != NULL && tls_server_reload(a->tls) == 0)
+		logit("TLS certificates and CRL reloaded");
+}
+
 static void
 reload(struct agent *a)
 {
@@ -192,6 +226,7 @@ reload(struct agent *a)
 	char why[512];
 	int r;
 
+	reload_tls(a);
 	if ((r = build_config(a, &c, why, sizeof(why))) != 0) {
 		error("reload failed, keeping the old configuration: %s", why);
 		return;
@@ -240,6 +275,7 @@ on_signal(struct loop *l, int fd, int rev, void *arg)
 		    si.ssi_signo);
 		a->stopping = 1;
 		listener_stop(a->listener);
+		tls_listener_stop(a->tls_listener);
 		connmgr_shutdown(a->conns);
 		a->stop_deadline = loop_now_ms() + AGENT_STOP_GRACE_MS;
 		if (loop_add_timer(l, 20, 1, stop_check, a) < 0)
@@ -375,6 +411,13 @@ main(int argc, char **argv)
 		{ "allow-group", required_argument, NULL, 'G' },
 		{ "max-connections", required_argument, NULL, 'N' },
 		{ "workers", required_argument, NULL, 'w' },
+		{ "listen", required_argument, NULL, 1001 },
+		{ "tls-cert", required_argument, NULL, 1002 },
+		{ "tls-key", required_argument, NULL, 1003 },
+		{ "client-ca", required_argument, NULL, 1004 },
+		{ "crl", required_argument, NULL, 1005 },
+		{ "tls12", no_argument, NULL, 1006 },
+		{ "policy", required_argument, NULL, 1007 },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -383,6 +426,7 @@ main(int argc, char **argv)
 	sigset_t mask;
 	char why[512], *sock_path = NULL, *tmp, status = 1;
 	int ch, r, foreground = 0, debug = 0, sh = -1, sd_n, lfd = -1;
+	int tlsfd = -1;
 	int pipefd[2] = { -1, -1 };
 	pid_t pid;
 
@@ -462,6 +506,27 @@ main(int argc, char **argv)
 		case 'w':
 			cli_add(&a, "workers", optarg);
 			break;
+		case 1001:
+			a.listen_tls = optarg;
+			break;
+		case 1002:
+			a.tlsopt.cert_file = optarg;
+			break;
+		case 1003:
+			a.tlsopt.key_file = optarg;
+			break;
+		case 1004:
+			a.tlsopt.client_ca_file = optarg;
+			break;
+		case 1005:
+			a.tlsopt.crl_file = optarg;
+			break;
+		case 1006:
+			a.tlsopt.allow_tls12 = 1;
+			break;
+		case 1007:
+			a.policy_path = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -486,6 +551,25 @@ main(int argc, char **argv)
 		    "--module PATH or \"module\" in --config\n");
 		return 2;
 	}
+	if (a.listen_tls != NULL &&
+	    (a.tlsopt.cert_file == NULL || a.tlsopt.key_file == NULL ||
+		a.tlsopt.client_ca_file == NULL || a.policy_path == NULL)) {
+		fprintf(stderr,
+		    "tokensign-agent: --listen tls://... needs --tls-cert, "
+		    "--tls-key, --client-ca and --policy\n");
+		return 2;
+	}
+	if (a.policy_path != NULL &&
+	    policyrules_load_file(a.policy_path, &a.rules, why, sizeof(why)) !=
+		0) {
+		fprintf(stderr, "tokensign-agent: policy %s: %s\n",
+		    a.policy_path, why);
+		return 2;
+	}
+	if (a.listen_tls != NULL && tls_server_new(&a.tlsopt, &a.tls) != 0) {
+		fprintf(stderr, "tokensign-agent: TLS setup failed\n");
+		return 2;
+	}
 	if (sh < 0) {
 		tmp = getenv("SHELL");
 		sh = tmp != NULL && strlen(tmp) >= 3 &&
@@ -504,6 +588,14 @@ main(int argc, char **argv)
 	    0) {
 		fprintf(stderr, "tokensign-agent: cannot create socket: %s\n",
 		    ts_err(r));
+		return 1;
+	}
+	if (a.listen_tls != NULL &&
+	    (r = listen_tls_create(a.listen_tls, &tlsfd)) != 0) {
+		fprintf(stderr, "tokensign-agent: cannot listen on %s: %s\n",
+		    a.listen_tls, ts_err(r));
+		if (sock_path != NULL)
+			unlink(sock_path);
 		return 1;
 	}
 
@@ -548,6 +640,7 @@ main(int argc, char **argv)
 	if (a.cfg.audit != NULL && (r = audit_open(a.cfg.audit, &a.audit)) != 0)
 		goto out;
 	pol = build_policy(&a.cfg);
+	policy_set_rules(pol, a.rules);
 	a.ctx = dispatch_ctx_new(a.ks, pol, a.audit);
 	policy_unref(pol);
 	if (a.ctx == NULL)
@@ -575,6 +668,13 @@ main(int argc, char **argv)
 		 sock_path, sock_path != NULL && a.cfg.socket == NULL)) == NULL)
 		fatal_f("out of memory");
 	lfd = -1;
+	if (tlsfd >= 0) {
+		if ((a.tls_listener = tls_listener_new(
+			 a.loop, a.conns, a.ctx, tlsfd, a.tls)) == NULL)
+			fatal_f("out of memory");
+		tlsfd = -1;
+		logit("listening on %s", a.listen_tls);
+	}
 	if (loop_add_fd(a.loop, a.sigfd, LOOP_READ, on_signal, &a) != 0 ||
 	    loop_add_timer(a.loop, 1000, 1, expire_tick, &a) < 0)
 		fatal_f("loop setup");
@@ -612,6 +712,9 @@ out:
 			debug_f("parent gone");
 		close(pipefd[1]);
 	}
+	tls_listener_free(a.tls_listener);
+	if (tlsfd >= 0)
+		close(tlsfd);
 	listener_free(a.listener);
 	if (a.listener == NULL && lfd >= 0) {
 		close(lfd);
@@ -621,6 +724,8 @@ out:
 	workers_free(a.pool);
 	connmgr_free(a.conns);
 	dispatch_ctx_free(a.ctx);
+	tls_server_free(a.tls);
+	policyrules_free(a.rules); /* after the last policy using it */
 	keystore_free(a.ks); /* logs out */
 	audit_close(a.audit);
 	loop_free(a.loop);

@@ -10,9 +10,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PEER_MAX_GROUPS	  64
-#define PEER_EXE_MAX	  256
-#define PEER_IDENTITY_MAX 256
+#define PEER_MAX_GROUPS	   64
+#define PEER_EXE_MAX	   256
+#define PEER_IDENTITY_MAX  256
+#define PEER_TLS_NAMES_MAX 1024
 
 enum peer_transport {
 	PEER_UNIX = 1,
@@ -29,6 +30,13 @@ struct agent_peer {
 	gid_t groups[PEER_MAX_GROUPS];
 	char exe[PEER_EXE_MAX]; /* "" when unknown; printable ASCII only */
 	char identity[PEER_IDENTITY_MAX]; /* TLS CN/SAN; "" on Unix */
+	/*
+	 * TLS (issue 5): the verified certificate names for policy, packed
+	 * as "c:CN", "u:URI", "d:DNS" strings each ending in NUL
+	 * (agent/listen_tls.c; read by policyrules_peer_from_agent()).
+	 */
+	char tls_names[PEER_TLS_NAMES_MAX];
+	size_t tls_names_len;
 	int hello_done; /* HELLO exchanged on this connection */
 	uint32_t version; /* protocol version agreed */
 };

@@ -4,10 +4,15 @@
  * workers still hold the old one.
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "agent/policy.h"
+#include "agent/policyrules.h"
 #include "common/err.h"
+#include "common/payload.h"
 
 struct policy {
 	atomic_int refs;
@@ -20,6 +25,7 @@ struct policy {
 	int digest_enabled;
 	int explicit_uids; /* defaults replaced by policy_allow_uid */
 	int explicit_digest;
+	struct policyrules *rules; /* issue 5 rule file, borrowed; or NULL */
 };
 
 struct policy *
@@ -105,8 +111,19 @@ policy_check_peer(const struct policy *p, const struct agent_peer *peer)
 
 	if (peer->transport == PEER_TEST)
 		return 0;
+	if (peer->transport == PEER_TLS) {
+		/* issue 5: a TLS client must be named by some rule */
+		struct policyrules_agent_peer pp;
+
+		if (p->rules == NULL)
+			return TS_ERR_POLICY_PEER;
+		policyrules_peer_from_agent(peer, &pp);
+		return policyrules_peer_known(p->rules, &pp.p, NULL, 0)
+		    ? 0
+		    : TS_ERR_POLICY_PEER;
+	}
 	if (peer->transport != PEER_UNIX)
-		return TS_ERR_POLICY_PEER; /* TLS: issue 5's rules */
+		return TS_ERR_POLICY_PEER;
 	for (i = 0; i < p->nuids; i++)
 		if (p->uids[i] == peer->uid)
 			return 0;
@@ -138,16 +155,97 @@ policy_check_digest(const struct policy *p, const struct agent_peer *peer)
 	return TS_ERR_POLICY_DIGEST;
 }
 
+void
+policy_set_rules(struct policy *p, struct policyrules *rules)
+{
+	p->rules = rules;
+}
+
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Asks the rule file.  XXX the concurrency slot is released at once:
+ * dispatch has no end-of-request hook yet, so max_concurrent is not
+ * enforced through the agent (rate, keys, repositories and annotations
+ * are).
+ */
+static int
+rules_check(const struct policy *p, const struct agent_peer *peer,
+    struct policyrules_request *req, char *why, size_t whylen)
+{
+	struct policyrules_agent_peer pp;
+	struct policyrules_decision d;
+	struct policyrules_ticket *t = NULL;
+	int r;
+
+	policyrules_peer_from_agent(peer, &pp);
+	r = policyrules_check(p->rules, &pp.p, req, mono_ms(), &d, &t);
+	policyrules_release(t);
+	if (r != 0 && whylen > 0)
+		snprintf(why, whylen, "%s", d.message);
+	return r;
+}
+
+int
+policy_check_digest_key(const struct policy *p, const struct agent_peer *peer,
+    const char *key_id, char *why, size_t whylen)
+{
+	struct policyrules_request req;
+
+	if (whylen > 0)
+		why[0] = '\0';
+	if (p->rules == NULL || peer->transport == PEER_TEST)
+		return policy_check_digest(p, peer);
+	if (!p->digest_enabled)
+		return TS_ERR_POLICY_DIGEST;
+	memset(&req, 0, sizeof(req));
+	req.op = POLICYRULES_OP_DIGEST;
+	req.key_id = key_id;
+	return rules_check(p, peer, &req, why, whylen);
+}
+
 int
 policy_check_payload(const struct policy *p, const struct agent_peer *peer,
     const char *key_id, const struct payload *pl, char *why, size_t whylen)
 {
-	(void)p;
-	(void)peer;
-	(void)key_id;
-	(void)pl;
+	struct policyrules_request req;
+	const char **keys = NULL, **vals = NULL, *k, *v;
+	size_t i, n;
+	int r;
+
 	if (whylen > 0)
 		why[0] = '\0';
-	/* XXX issue 5: repository globs and required annotations. */
-	return 0;
+	if (p->rules == NULL || peer->transport == PEER_TEST)
+		return 0;
+	memset(&req, 0, sizeof(req));
+	req.op = POLICYRULES_OP_PAYLOAD;
+	req.key_id = key_id;
+	req.docker_reference = payload_docker_reference(pl);
+	n = payload_optional_count(pl);
+	if (n > 0 &&
+	    ((keys = calloc(n, sizeof(*keys))) == NULL ||
+		(vals = calloc(n, sizeof(*vals))) == NULL)) {
+		free(keys);
+		return TS_ERR_ALLOC;
+	}
+	for (i = 0; i < n; i++) {
+		if (payload_optional_at(pl, i, &k, &v) != 0 || v == NULL)
+			continue; /* non-string values never satisfy a rule */
+		keys[req.nannot] = k;
+		vals[req.nannot] = v;
+		req.nannot++;
+	}
+	req.annot_keys = keys;
+	req.annot_values = vals;
+	r = rules_check(p, peer, &req, why, whylen);
+	free(keys);
+	free(vals);
+	return r;
 }

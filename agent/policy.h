@@ -53,4 +53,20 @@ int policy_check_digest(const struct policy *p, const struct agent_peer *peer);
 int policy_check_payload(const struct policy *p, const struct agent_peer *peer,
     const char *key_id, const struct payload *pl, char *why, size_t whylen);
 
+/*
+ * Issue 5: hands request decisions to a policy rule file (borrowed; must
+ * outlive p).  With rules, TLS peers must match a rule to connect, and
+ * every payload and digest request of any transport is decided by the
+ * rules (default deny); without, the defaults above apply.
+ */
+struct policyrules;
+void policy_set_rules(struct policy *p, struct policyrules *rules);
+/*
+ * policy_check_digest() with the key for the rule file; returns 0 or
+ * TS_ERR_POLICY_* with the rule's reason in why.
+ */
+int policy_check_digest_key(const struct policy *p,
+    const struct agent_peer *peer, const char *key_id, char *why,
+    size_t whylen);
+
 #endif /* TS_AGENT_POLICY_H */

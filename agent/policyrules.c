@@ -19,6 +19,7 @@
 
 #include "common/err.h"
 #include "common/log.h"
+#include "agent/peer.h"
 #include "agent/policyrules.h"
 
 #define MS_PER_MINUTE	  60000ULL
@@ -1037,4 +1038,63 @@ policyrules_release(struct policyrules_ticket *t)
 	pthread_mutex_unlock(&t->ctr->mu);
 	counters_unref(t->ctr);
 	free(t);
+}
+
+int
+policyrules_peer_known(struct policyrules *p,
+    const struct policyrules_peer *peer, char *rule, size_t rulelen)
+{
+	size_t i;
+	int found = 0;
+
+	pthread_rwlock_rdlock(&p->lock);
+	for (i = 0; i < p->cur->n; i++) {
+		if (rule_matches(&p->cur->rules[i], peer)) {
+			if (rule != NULL && rulelen > 0)
+				snprintf(
+				    rule, rulelen, "%s", p->cur->rules[i].name);
+			found = 1;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&p->lock);
+	return found;
+}
+
+void
+policyrules_peer_from_agent(
+    const struct agent_peer *ap, struct policyrules_agent_peer *out)
+{
+	const char *s, *end;
+	size_t len;
+
+	memset(out, 0, sizeof(*out));
+	if (ap->transport != PEER_TLS) {
+		out->p.transport = POLICYRULES_PEER_UNIX;
+		out->p.uid = ap->uid;
+		out->p.gid = ap->gid;
+		out->p.groups = ap->groups;
+		out->p.ngroups = ap->ngroups > 0 ? (size_t)ap->ngroups : 0;
+		return;
+	}
+	out->p.transport = POLICYRULES_PEER_TLS;
+	out->p.uris = out->uris;
+	out->p.dns = out->dns;
+	/* "c:CN\0u:URI\0d:DNS\0..." as packed by listen_tls.c */
+	s = ap->tls_names;
+	end = ap->tls_names + ap->tls_names_len;
+	while (s < end &&
+	    (len = strnlen(s, (size_t)(end - s))) < (size_t)(end - s)) {
+		if (len > 2 && s[1] == ':') {
+			if (s[0] == 'c' && out->p.cn == NULL)
+				out->p.cn = s + 2;
+			else if (s[0] == 'u' &&
+			    out->p.nuris < POLICYRULES_AGENT_NAMES)
+				out->uris[out->p.nuris++] = s + 2;
+			else if (s[0] == 'd' &&
+			    out->p.ndns < POLICYRULES_AGENT_NAMES)
+				out->dns[out->p.ndns++] = s + 2;
+		}
+		s += len + 1;
+	}
 }

@@ -142,4 +142,26 @@ void policyrules_release(struct policyrules_ticket *t);
  */
 int policyrules_glob_match(const char *pat, const char *ref);
 
+/*
+ * Returns 1 when some rule matches peer (connect-time check: a client no
+ * rule names is refused before it can send a request), else 0; the rule
+ * name is copied to rule (may be NULL).
+ */
+int policyrules_peer_known(struct policyrules *p,
+    const struct policyrules_peer *peer, char *rule, size_t rulelen);
+
+/*
+ * Agent glue: a policyrules_peer view of a struct agent_peer (agent/peer.h)
+ * whose TLS names were packed by listen_tls.c.  The view borrows from ap.
+ */
+#define POLICYRULES_AGENT_NAMES 32
+struct agent_peer;
+struct policyrules_agent_peer {
+	struct policyrules_peer p;
+	const char *uris[POLICYRULES_AGENT_NAMES];
+	const char *dns[POLICYRULES_AGENT_NAMES];
+};
+void policyrules_peer_from_agent(
+    const struct agent_peer *ap, struct policyrules_agent_peer *out);
+
 #endif /* TS_AGENT_POLICYRULES_H */

@@ -19,6 +19,7 @@
 
 #include "client/agent_client.h"
 #include "client/commands.h"
+#include "client/tls_client.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/proto.h"
@@ -28,6 +29,8 @@
 
 struct agent_conn {
 	int fd;
+	struct tls_client *tls; /* issue 5: tls:// agent, or NULL */
+	int retried;
 	int timeout_ms;
 	char *name;
 	char errmsg[TS_PROTO_MAX_MESSAGE + 1];
@@ -56,6 +59,8 @@ send_all(struct agent_conn *c, const uint8_t *p, size_t len)
 	ssize_t n;
 	int r;
 
+	if (c->tls != NULL)
+		return tls_client_write(c->tls, p, len);
 	while (len > 0) {
 		n = send(c->fd, p, len, MSG_NOSIGNAL);
 		if (n < 0) {
@@ -83,6 +88,8 @@ recv_all(struct agent_conn *c, uint8_t *p, size_t len)
 	ssize_t n;
 	int r;
 
+	if (c->tls != NULL)
+		return tls_client_read(c->tls, p, len);
 	while (len > 0) {
 		n = recv(c->fd, p, len, 0);
 		if (n == 0)
@@ -140,8 +147,8 @@ read_frame(struct agent_conn *c, struct wbuf **replyp)
  * which must equal want.
  */
 static int
-rpc(struct agent_conn *c, uint8_t type, const struct wbuf *body, uint8_t want,
-    struct wbuf **replyp)
+rpc_once(struct agent_conn *c, uint8_t type, const struct wbuf *body,
+    uint8_t want, struct wbuf **replyp)
 {
 	struct wbuf *req = NULL, *rep = NULL;
 	uint8_t t;
@@ -202,6 +209,79 @@ out:
 	return r;
 }
 
+static int hello(struct agent_conn *c);
+
+/*
+ * Issue 5: over TLS a connection that died before answering (agent
+ * restarted behind the load balancer, idle connection dropped) is
+ * re-established once and the request resent; signing the same bytes
+ * again is harmless.
+ */
+static int
+rpc(struct agent_conn *c, uint8_t type, const struct wbuf *body, uint8_t want,
+    struct wbuf **replyp)
+{
+	int r;
+
+	r = rpc_once(c, type, body, want, replyp);
+	if (r != TS_ERR_AGENT_CLOSED || c->tls == NULL || c->retried ||
+	    type == TS_MSG_HELLO)
+		return r;
+	c->retried = 1;
+	verbose("agent connection lost; reconnecting once");
+	tls_client_close(c->tls);
+	if ((r = tls_client_connect(c->tls)) != 0 || (r = hello(c)) != 0)
+		return r;
+	return rpc_once(c, type, body, want, replyp);
+}
+
+/* tls://… in path: connect with credentials from env or config file. */
+static int
+connect_tls(struct agent_conn *c, const char *path)
+{
+	struct tls_client_opts o;
+	struct tls_client_opts_store st;
+	int r;
+
+	memset(&o, 0, sizeof(o));
+	o.timeout_ms = c->timeout_ms;
+	if ((r = tls_client_opts_resolve(&o, &st)) != 0)
+		return r;
+	r = tls_client_new(path, &o, &c->tls);
+	tls_client_opts_cleanup(&st);
+	if (r != 0)
+		return r;
+	return tls_client_connect(c->tls);
+}
+
+static int
+hello(struct agent_conn *c)
+{
+	struct wbuf *body = NULL, *rep = NULL;
+	uint32_t version, maxf, maxb;
+	int r;
+
+	free(c->name);
+	c->name = NULL;
+	if ((body = wbuf_new(1024)) == NULL)
+		return TS_ERR_ALLOC;
+	if ((r = wbuf_put_u32(body, TS_PROTO_VERSION)) != 0 ||
+	    (r = wbuf_put_cstring(body, "tokensign " TOKENSIGN_VERSION)) != 0 ||
+	    (r = rpc(c, TS_MSG_HELLO, body, TS_MSG_HELLO_REPLY, &rep)) != 0)
+		goto out;
+	if ((r = wbuf_get_u32(rep, &version)) != 0 ||
+	    (r = wbuf_get_cstring(rep, &c->name, NULL)) != 0 ||
+	    (r = wbuf_get_u32(rep, &maxf)) != 0 ||
+	    (r = wbuf_get_u32(rep, &maxb)) != 0)
+		goto out;
+	if (version != TS_PROTO_VERSION)
+		r = TS_ERR_WIRE_VERSION;
+out:
+	wbuf_free(body);
+	wbuf_free(rep);
+	return r;
+}
+
 int
 agent_connect(const char *path, struct agent_conn **cp)
 {
@@ -212,7 +292,22 @@ agent_connect(const char *path, struct agent_conn **cp)
 	int r = TS_ERR_INTERNAL;
 
 	*cp = NULL;
+	/* TOKENSIGN_AGENT (issue 5) names a tls:// agent or a socket */
 	if (path == NULL)
+		path = getenv("TOKENSIGN_AGENT");
+	if (tls_client_is_target(path)) {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			return TS_ERR_ALLOC;
+		c->fd = -1;
+		c->timeout_ms = AGENT_CLIENT_TIMEOUT_MS;
+		if ((r = connect_tls(c, path)) == 0 && (r = hello(c)) == 0) {
+			*cp = c;
+			return 0;
+		}
+		agent_close(c);
+		return r;
+	}
+	if (path == NULL || path[0] == '\0')
 		path = getenv(TS_ENV_AUTH_SOCK);
 	if (path == NULL || path[0] == '\0') {
 		debug_f("%s is not set", TS_ENV_AUTH_SOCK);
@@ -271,6 +366,7 @@ agent_close(struct agent_conn *c)
 {
 	if (c == NULL)
 		return;
+	tls_client_free(c->tls);
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->name);

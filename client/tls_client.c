@@ -611,6 +611,8 @@ tls_handshake(struct tls_client *c, struct tls_target *t, int64_t deadline)
 			if (SSL_peek_ex(c->ssl, &b, 1, &n) == 1)
 				break; /* data first: accepted anyway */
 			err = SSL_get_error(c->ssl, 0);
+			if (c->got_ticket)
+				break; /* this very call read it */
 			if (err == SSL_ERROR_WANT_READ)
 				r = wait_fd(c->fd, POLLIN, deadline);
 			else if (err == SSL_ERROR_WANT_WRITE)
