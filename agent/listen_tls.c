@@ -291,6 +291,19 @@ hs_done(struct tls_hs *hs)
 	r = policy_check_peer(pol, &peer);
 	policy_unref(pol);
 	if (r != 0) {
+		struct wbuf *b;
+		size_t put;
+
+		/* Tell it why, best effort, as the Unix listener does. */
+		if ((b = wbuf_new(512)) != NULL &&
+		    dispatch_failure(b, TS_ERR_POLICY_PEER,
+			"peer not allowed: no policy rule for this client "
+			"certificate") == 0)
+			if (tls_conn_write(hs->tc, wbuf_ptr(b), wbuf_len(b),
+				&put) != TLS_STEP_DONE)
+				debug_f("could not tell the client why");
+		wbuf_free(b);
+		tls_conn_shutdown(hs->tc);
 		hs_refuse(hs, &peer, TS_ERR_POLICY_PEER,
 		    "default-deny: no policy rule for this client");
 		return;

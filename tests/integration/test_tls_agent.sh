@@ -1,0 +1,160 @@
+#!/bin/bash
+# The agent over mutual TLS (issue 5), end to end: a real agent on SoftHSM
+# with --listen tls://, certificates from tests/lib/pki.sh, a policy file,
+# and the real client with TOKENSIGN_AGENT=tls://.
+#   - mTLS happy path: list keys, sign an allowed payload (verified with
+#     openssl against the key's public key);
+#   - refused during the handshake: no client cert, another CA, expired,
+#     revoked (CRL); an unknown identity is refused at connect (default
+#     deny); each audited with its reason;
+#   - policy: other repository, raw digest for a TLS client, missing
+#     required annotation, rate limit (N+1th refused);
+#   - SIGHUP: a new CRL and a new policy change the outcome;
+#   - the audit chain verifies.
+. "$TS_SRC/tests/lib/common.sh"
+. "$TS_SRC/tests/lib/softhsm.sh"
+. "$TS_SRC/tests/lib/pki.sh"
+[ -x "$TS_AGENT" ] || { echo "no agent binary"; exit 77; }
+ts_softhsm_setup p256
+ts_pki_setup
+P=$TS_PKI
+ts_pki_client runner-c runner-c # valid, but no policy rule names it
+
+port=$(ts_free_port)
+policy=$TS_TMP/policy.json
+cat >"$policy" <<'EOF'
+{"version": 1, "rules": [
+ {"name": "team-a", "match": {"tls_uri": "spiffe://ci.example/runner-a"},
+  "keys": "*", "repositories": "registry.example.com/team-a/*",
+  "required_annotations": "ci-run-id", "rate_per_minute": 4},
+ {"name": "team-b", "match": {"tls_cn": "runner-b"},
+  "keys": "*", "repositories": "**", "raw_digest": true},
+ {"name": "local", "match": {"transport": "unix"}, "keys": "*",
+  "repositories": "**"}
+]}
+EOF
+audit=$TS_TMP/audit.jsonl
+"$TS_AGENT" -D -a "$TS_TMP/agent.sock" --module "$TS_MODULE" \
+    --pin-source "$TS_PIN_FILE" --audit "$audit" \
+    --listen "tls://127.0.0.1:$port" --tls-cert "$P/server.pem" \
+    --tls-key "$P/server.key" --client-ca "$P/ca.pem" --crl "$P/crl.pem" \
+    --policy "$policy" >/dev/null 2>"$TS_TMP/agent.log" &
+agent_pid=$!
+ts_bg_track $agent_pid
+ts_wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" ||
+    ts_fail "agent did not listen: $(cat "$TS_TMP/agent.log")"
+
+as() { # as NAME CMD...: run the client with NAME's certificate
+	local who=$1
+	shift
+	TOKENSIGN_AUTH_SOCK= TOKENSIGN_AGENT="tls://127.0.0.1:$port" \
+	    TOKENSIGN_TLS_CERT="$P/$who.pem" TOKENSIGN_TLS_KEY="$P/$who.key" \
+	    TOKENSIGN_TLS_CA="$P/ca.pem" TOKENSIGN_TLS_CONFIG=/dev/null \
+	    timeout 30 "$TS_CLIENT" "$@"
+}
+payload() { # payload FILE REF [ci-run-id]
+	local opt=null
+	[ -z "${3:-}" ] || opt="{\"ci-run-id\":\"$3\"}"
+	printf '{"critical":{"identity":{"docker-reference":"%s"},"image":{"docker-manifest-digest":"sha256:%s"},"type":"cosign container image signature"},"optional":%s}' \
+	    "$2" "$(printf '%064d' 7)" "$opt" >"$1"
+}
+audit_has() { grep -F -- "$1" "$audit" | grep -qF -- "$2"; }
+
+# --- happy path
+out=$(as runner-a keys) || ts_fail "keys over mTLS: $out"
+key=$(echo "$out" | awk '$4 == "p256" { print $1 }')
+[ -n "$key" ] || ts_fail "no p256 key listed: $out"
+ts_pass "keys listed over mutual TLS"
+payload "$TS_TMP/ok.json" registry.example.com/team-a/app run-1
+as runner-a agent sign --key "$key" --payload "$TS_TMP/ok.json" \
+    -o "$TS_TMP/ok.sig" || ts_fail "allowed payload not signed"
+TOKENSIGN_AUTH_SOCK=$TS_TMP/agent.sock "$TS_CLIENT" public-key --key "$key" \
+    -o "$TS_TMP/key.pem"
+openssl dgst -sha256 -verify "$TS_TMP/key.pem" -signature "$TS_TMP/ok.sig" \
+    "$TS_TMP/ok.json" >/dev/null || ts_fail "signature does not verify"
+audit_has '"sign-payload"' 'cn=runner-a' ||
+    ts_fail "sign not audited with the TLS identity"
+ts_pass "allowed repository signed over mTLS, verified with openssl, audited"
+
+# --- handshake refusals, each with its reason in the audit log
+ts_expect_fail "expired cert" nonzero 'refused our client certificate' \
+    as expired keys
+ts_expect_fail "revoked cert" nonzero 'refused our client certificate' \
+    as revoked keys
+ts_expect_fail "cert from another CA" nonzero \
+    'refused our client certificate' as foreign keys
+out=$( { echo; sleep 0.5; } | timeout 10 openssl s_client -quiet \
+    -connect "127.0.0.1:$port" -CAfile "$P/ca.pem" 2>&1) || true
+echo "$out" | grep -q 'certificate required' ||
+    ts_fail "no-cert client not refused: $out"
+ts_pass "client without a certificate refused (certificate required)"
+ts_expect_fail "identity without a rule" nonzero 'peer not allowed' as runner-c keys
+sleep 0.3
+audit_has '"expired: ' 'certificate has expired' || ts_fail "audit: expired"
+audit_has '"revoked: ' 'certificate revoked' || ts_fail "audit: revoked"
+audit_has '"untrusted: ' 'unable to get local issuer' ||
+    ts_fail "audit: untrusted"
+audit_has '"no-cert: ' 'no certificate' || ts_fail "audit: no-cert"
+audit_has 'default-deny' 'cn=runner-c' || ts_fail "audit: default-deny"
+ts_pass "each handshake refusal audited with a distinct reason"
+
+# --- policy decisions
+payload "$TS_TMP/other.json" registry.example.com/team-b/app run-2
+ts_expect_fail "other repository" nonzero 'team-a.*not allowed' \
+    as runner-a agent sign --key "$key" --payload "$TS_TMP/other.json" \
+    -o "$TS_TMP/x.sig"
+ts_expect_fail "raw digest for a TLS client" nonzero 'raw digest' \
+    as runner-a agent sign --key "$key" --digest "$(printf '%064d' 1)" \
+    -o "$TS_TMP/x.sig"
+payload "$TS_TMP/noann.json" registry.example.com/team-a/app
+ts_expect_fail "missing annotation" nonzero 'required annotation.*ci-run-id' \
+    as runner-a agent sign --key "$key" --payload "$TS_TMP/noann.json" \
+    -o "$TS_TMP/x.sig"
+[ ! -e "$TS_TMP/x.sig" ] || ts_fail "a refused request wrote a signature"
+as runner-b agent sign --key "$key" --digest "$(printf '%064d' 1)" \
+    -o "$TS_TMP/b.sig" || ts_fail "runner-b raw digest (allowed) failed"
+ts_pass "team-b rule allows raw digests"
+audit_has 'team-b/app' 'not allowed' || ts_fail "audit: repository denial"
+# rate: 4 per minute, one already spent by the happy path
+for i in 2 3 4; do
+	as runner-a agent sign --key "$key" --payload "$TS_TMP/ok.json" \
+	    -o "$TS_TMP/r$i.sig" || ts_fail "signature $i of 4 refused"
+done
+ts_expect_fail "rate limit: 5th in the minute" nonzero 'rate limit of 4' \
+    as runner-a agent sign --key "$key" --payload "$TS_TMP/ok.json" \
+    -o "$TS_TMP/r5.sig"
+
+# --- SIGHUP: new CRL revokes runner-b, new policy lets runner-a sign team-b
+openssl ca -batch -config "$P/ca/ca.cnf" -revoke "$P/runner-b.pem" 2>/dev/null
+ts_pki_crl
+sed -i 's|"registry.example.com/team-a/\*"|["registry.example.com/team-a/*", "registry.example.com/team-b/*"]|' \
+    "$policy"
+kill -HUP $agent_pid
+ts_wait_for grep -q 'TLS certificates and CRL reloaded' "$TS_TMP/agent.log" ||
+    ts_fail "no reload: $(cat "$TS_TMP/agent.log")"
+ts_expect_fail "runner-b revoked after reload" nonzero \
+    'refused our client certificate' as runner-b keys
+ts_expect_fail "rate window survives the reload" nonzero 'rate limit' \
+    as runner-a agent sign --key "$key" --payload "$TS_TMP/other.json" \
+    -o "$TS_TMP/y.sig"
+grep -q 'policy reloaded: 3 rules' "$TS_TMP/agent.log" ||
+    ts_fail "policy not reloaded"
+ts_pass "SIGHUP reloaded the CRL and the policy"
+# a broken policy on reload keeps the old one
+echo '{"version": 1, "rules": [{"name": "x"}]}' >"$policy"
+kill -HUP $agent_pid
+ts_wait_for grep -q 'keeping the old policy' "$TS_TMP/agent.log" ||
+    ts_fail "bad policy not reported"
+out=$(as runner-a keys) || ts_fail "agent unusable after a bad reload: $out"
+ts_pass "a bad policy on reload is refused and the old one kept"
+
+# --- the Unix socket is governed by the same file ("local" rule)
+TOKENSIGN_AGENT= TOKENSIGN_AUTH_SOCK=$TS_TMP/agent.sock "$TS_CLIENT" agent \
+    sign --key "$key" --payload "$TS_TMP/other.json" -o "$TS_TMP/u.sig" ||
+    ts_fail "local rule did not allow the Unix client"
+ts_pass "Unix socket client signs under the local rule"
+
+"$TS_CLIENT" audit verify "$audit" >/dev/null ||
+    ts_fail "audit chain broken: $("$TS_CLIENT" audit verify "$audit" 2>&1)"
+ts_pass "audit chain verifies"
+ts_done
