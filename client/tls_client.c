@@ -598,11 +598,13 @@ tls_handshake(struct tls_client *c, struct tls_target *t, int64_t deadline)
 	/*
 	 * In TLS 1.3 our handshake ends before the agent has judged our
 	 * certificate; its verdict is either an alert or its session
-	 * tickets (the agent always issues them).  Wait for one of them so
+	 * tickets (the agent always issues them: two after a full handshake,
+	 * one after a resumption, which also keeps the next resumption
+	 * possible, TLS 1.3 tickets being single-use).  Wait for one so
 	 * a refusal is reported as such here, not as a dropped connection
 	 * on the first request (which would then be retried).
 	 */
-	if (!c->resumed && SSL_version(c->ssl) == TLS1_3_VERSION) {
+	if (SSL_version(c->ssl) == TLS1_3_VERSION) {
 		unsigned char b;
 		size_t n;
 
