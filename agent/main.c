@@ -534,10 +534,11 @@ main(int argc, char **argv)
 				    "tokensign-agent: start-up "
 				    "failed (see syslog)\n");
 				unlink(sock_path);
-				return 1;
+				_exit(1);
 			}
 			print_env(sh, sock_path, (long)pid);
-			return 0;
+			/* The child owns everything now; skip our destructors. */
+			_exit(0);
 		}
 		close(pipefd[0]);
 		if (setsid() < 0)
