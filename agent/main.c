@@ -300,6 +300,20 @@ pin_kind(enum config_pin k)
 				    : KS_PIN_NONE;
 }
 
+/*
+ * Wipes an environment variable's value in place (the initial environment
+ * block is what /proc/PID/environ shows) and removes it.
+ */
+static void
+scrub_env(const char *name)
+{
+	char *v = getenv(name);
+
+	if (v != NULL)
+		explicit_bzero(v, strlen(v));
+	unsetenv(name);
+}
+
 /* Loads modules, logs in, builds the key table. */
 static int
 open_tokens(struct agent *a)
@@ -357,12 +371,12 @@ open_tokens(struct agent *a)
 			return TS_ERR_P11_TOKEN_NOT_FOUND;
 		}
 	}
-	/* An env PIN must not reach askpass or other children. */
+	/* An env PIN must not reach children or /proc/PID/environ. */
 	if (c->pin_kind == CONFIG_PIN_ENV && c->pin_value != NULL)
-		unsetenv(c->pin_value);
+		scrub_env(c->pin_value);
 	for (t = 0; t < c->ntokens; t++)
 		if (c->tokens[t].pin_kind == CONFIG_PIN_ENV)
-			unsetenv(c->tokens[t].pin_value);
+			scrub_env(c->tokens[t].pin_value);
 	if ((r = keystore_load(a->ks)) != 0)
 		return r;
 	logit("%zu token(s), %zu key(s)", keystore_token_count(a->ks),
@@ -612,10 +626,11 @@ main(int argc, char **argv)
 				    "tokensign-agent: start-up "
 				    "failed (see syslog)\n");
 				unlink(sock_path);
-				return 1;
+				_exit(1);
 			}
 			print_env(sh, sock_path, (long)pid);
-			return 0;
+			/* The child owns everything now; skip our destructors. */
+			_exit(0);
 		}
 		close(pipefd[0]);
 		if (setsid() < 0)
