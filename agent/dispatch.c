@@ -983,6 +983,7 @@ dispatch_message(struct dispatch_ctx *c, struct agent_peer *peer,
 	if (r != 0)
 		goto out;
 	hr = e->fn(c, peer, req, reply, why, sizeof(why));
+	policy_request_end(); /* issue 5: frees the max_concurrent slot */
 	/* Safety net: a handler that returned 0 must have read everything. */
 	if (hr == 0 && wbuf_len(req) != 0) {
 		error_f("%s: handler left %zu bytes", e->name, wbuf_len(req));

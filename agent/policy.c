@@ -171,11 +171,21 @@ mono_ms(void)
 }
 
 /*
- * Asks the rule file.  XXX the concurrency slot is released at once:
- * dispatch has no end-of-request hook yet, so max_concurrent is not
- * enforced through the agent (rate, keys, repositories and annotations
- * are).
+ * The max_concurrent slot of the request this worker thread is running:
+ * taken by the first check of a request, released by policy_request_end()
+ * when dispatch_message() returns.  Later items of a batch only spend
+ * rate.
  */
+static __thread struct policyrules_ticket *held_slot;
+
+void
+policy_request_end(void)
+{
+	policyrules_release(held_slot);
+	held_slot = NULL;
+}
+
+/* Asks the rule file. */
 static int
 rules_check(const struct policy *p, const struct agent_peer *peer,
     struct policyrules_request *req, char *why, size_t whylen)
@@ -186,8 +196,10 @@ rules_check(const struct policy *p, const struct agent_peer *peer,
 	int r;
 
 	policyrules_peer_from_agent(peer, &pp);
+	req->no_slot = held_slot != NULL;
 	r = policyrules_check(p->rules, &pp.p, req, mono_ms(), &d, &t);
-	policyrules_release(t);
+	if (t != NULL)
+		held_slot = t;
 	if (r != 0 && whylen > 0)
 		snprintf(why, whylen, "%s", d.message);
 	return r;

@@ -68,5 +68,10 @@ void policy_set_rules(struct policy *p, struct policyrules *rules);
 int policy_check_digest_key(const struct policy *p,
     const struct agent_peer *peer, const char *key_id, char *why,
     size_t whylen);
+/*
+ * Ends the request running on this thread: frees the rule file's
+ * max_concurrent slot its checks took.  Called by dispatch_message().
+ */
+void policy_request_end(void);
 
 #endif /* TS_AGENT_POLICY_H */

@@ -873,15 +873,15 @@ deny(struct policyrules_decision *d, int code, const char *rule,
 
 /* Takes a slot and count tokens, or says which limit refused. */
 static int
-take_counters(const struct rule *r, unsigned int count, uint64_t now_ms,
-    struct policyrules_decision *d)
+take_counters(const struct rule *r, unsigned int count, int slot,
+    uint64_t now_ms, struct policyrules_decision *d)
 {
 	struct rule_counters *c = r->ctr;
 	uint64_t cap, cost, elapsed;
 	int rv = 0;
 
 	pthread_mutex_lock(&c->mu);
-	if (r->max_conc != 0 && c->inflight >= r->max_conc) {
+	if (slot && r->max_conc != 0 && c->inflight >= r->max_conc) {
 		rv = deny(d, TS_ERR_POLICY_BUSY, r->name,
 		    "policy rule \"%s\": too many concurrent requests "
 		    "(at most %u)",
@@ -915,7 +915,8 @@ take_counters(const struct rule *r, unsigned int count, uint64_t now_ms,
 		}
 		c->tokens -= cost;
 	}
-	c->inflight++;
+	if (slot)
+		c->inflight++;
 out:
 	pthread_mutex_unlock(&c->mu);
 	return rv;
@@ -1006,14 +1007,16 @@ policyrules_check(struct policyrules *p, const struct policyrules_peer *peer,
 		goto out;
 	}
 	count = req->count == 0 ? 1 : req->count;
-	if ((t = calloc(1, sizeof(*t))) == NULL) {
+	if (!req->no_slot && (t = calloc(1, sizeof(*t))) == NULL) {
 		rv = deny(d, TS_ERR_ALLOC, r->name, "out of memory");
 		goto out;
 	}
-	if ((rv = take_counters(r, count, now_ms, d)) != 0)
+	if ((rv = take_counters(r, count, !req->no_slot, now_ms, d)) != 0)
 		goto out;
-	counters_ref(r->ctr);
-	t->ctr = r->ctr;
+	if (t != NULL) {
+		counters_ref(r->ctr);
+		t->ctr = r->ctr;
+	}
 	d->allowed = 1;
 	snprintf(d->rule, sizeof(d->rule), "%s", r->name);
 	snprintf(

@@ -84,6 +84,11 @@ struct policyrules_request {
 	 * checked with count = n (one slot and n tokens for the batch).
 	 */
 	int decide_only;
+	/*
+	 * Consume rate tokens but take no concurrency slot and return no
+	 * ticket: further items of a request that already holds a slot.
+	 */
+	int no_slot;
 };
 
 /* Outcome; rule and message are safe to show to the client and audit. */

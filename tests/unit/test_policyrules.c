@@ -365,9 +365,16 @@ test_concurrency_limit(void **state)
 	policyrules_release(t1);
 	/* the busy refusal did not eat a rate token: 3 left of 5 */
 	assert_int_equal(policyrules_check(p, &a, &q, 0, &d, &t3), 0);
+	/* further items of a request holding a slot: rate only, no slot */
+	q.no_slot = 1;
+	assert_int_equal(policyrules_check(p, &a, &q, 0, &d, &t1), 0);
+	assert_null(t1);
+	q.no_slot = 0;
+	/* ... and it spent a token: 4 of 5 used, the slots still full */
+	assert_int_equal(
+	    policyrules_check(p, &a, &q, 0, &d, &t1), TS_ERR_POLICY_BUSY);
 	policyrules_release(t2);
 	policyrules_release(t3);
-	assert_int_equal(decide(p, &a, &q, 0, &d), 0);
 	assert_int_equal(decide(p, &a, &q, 0, &d), 0);
 	assert_int_equal(decide(p, &a, &q, 0, &d), TS_ERR_POLICY_RATE);
 	policyrules_free(p);
