@@ -230,6 +230,7 @@ rpc(struct agent_conn *c, uint8_t type, const struct wbuf *body, uint8_t want,
 	c->retried = 1;
 	verbose("agent connection lost; reconnecting once");
 	tls_client_close(c->tls);
+	tls_client_retry_pause();
 	if ((r = tls_client_connect(c->tls)) != 0 || (r = hello(c)) != 0)
 		return r;
 	return rpc_once(c, type, body, want, replyp);
@@ -300,7 +301,18 @@ agent_connect(const char *path, struct agent_conn **cp)
 			return TS_ERR_ALLOC;
 		c->fd = -1;
 		c->timeout_ms = AGENT_CLIENT_TIMEOUT_MS;
-		if ((r = connect_tls(c, path)) == 0 && (r = hello(c)) == 0) {
+		if ((r = connect_tls(c, path)) == 0)
+			r = hello(c);
+		/* An agent that died under the load balancer: once more. */
+		if (r == TS_ERR_AGENT_CLOSED && c->tls != NULL) {
+			verbose("agent connection lost; reconnecting once");
+			tls_client_close(c->tls);
+			tls_client_retry_pause();
+			c->retried = 1;
+			if ((r = tls_client_connect(c->tls)) == 0)
+				r = hello(c);
+		}
+		if (r == 0) {
 			*cp = c;
 			return 0;
 		}

@@ -632,6 +632,7 @@ int
 tls_client_connect(struct tls_client *c)
 {
 	struct addrinfo hints, *res = NULL, *ai;
+	struct sigpipe_state sp;
 	struct tls_target *t;
 	int64_t deadline;
 	size_t i;
@@ -660,7 +661,10 @@ tls_client_connect(struct tls_client *c)
 				    : TS_ERR_AGENT_CONNECT;
 				continue;
 			}
-			if ((r = tls_handshake(c, t, deadline)) == 0) {
+			sigpipe_block(&sp);
+			r = tls_handshake(c, t, deadline);
+			sigpipe_restore(&sp);
+			if (r == 0) {
 				snprintf(c->peer, sizeof(c->peer),
 				    t->is_ip && strchr(t->host, ':') ? "[%s]:%s"
 								     : "%s:%s",
@@ -772,12 +776,14 @@ int
 tls_client_read(struct tls_client *c, void *buf, size_t len)
 {
 	unsigned char *p = buf;
+	struct sigpipe_state sp;
 	int64_t deadline = now_ms() + c->timeout_ms;
 	size_t n;
 	int rv, err, r = 0;
 
 	if (c->ssl == NULL)
 		return TS_ERR_AGENT_CLOSED;
+	sigpipe_block(&sp); /* reading may write: alerts, key updates */
 	while (len > 0) {
 		ERR_clear_error();
 		if ((rv = SSL_read_ex(c->ssl, p, len, &n)) == 1) {
@@ -793,9 +799,33 @@ tls_client_read(struct tls_client *c, void *buf, size_t len)
 		else
 			r = ssl_failure(c->ssl, rv, "read from agent");
 		if (r != 0)
-			return r;
+			break;
 	}
-	return 0;
+	sigpipe_restore(&sp);
+	return r;
+}
+
+void
+tls_client_retry_pause(void)
+{
+	/*
+	 * A dying agent's listening socket can still complete TCP
+	 * handshakes for a moment, and the load balancer needs a moment to
+	 * notice: wait 100-200 ms (jittered so a crowd of clients doesn't
+	 * return at once) before the one retry.
+	 */
+	struct timespec ts = { 0, 0 };
+	unsigned char rnd = 0;
+	int fd;
+
+	if ((fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)) >= 0) {
+		if (read(fd, &rnd, 1) != 1)
+			rnd = 0;
+		close(fd);
+	}
+	ts.tv_nsec = (100 + (long)rnd * 100 / 255) * 1000000L;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
 }
 
 /* One request and reply; *got_reply says whether any reply byte came. */
@@ -867,8 +897,10 @@ tls_client_call_retry(struct tls_client *c, const void *req, size_t req_len,
 		 */
 		if (got || r != TS_ERR_AGENT_CLOSED)
 			return r;
-		if (attempt == 0)
+		if (attempt == 0) {
 			verbose("agent connection lost; reconnecting once");
+			tls_client_retry_pause();
+		}
 	}
 	return r;
 }

@@ -97,4 +97,7 @@ int tls_client_call_retry(struct tls_client *c, const void *req, size_t req_len,
     size_t max_reply, unsigned char **reply, size_t *reply_len)
     __attribute__((warn_unused_result));
 
+/* Sleeps 100-200 ms (jittered): the pause before the one retry. */
+void tls_client_retry_pause(void);
+
 #endif /* TS_CLIENT_TLS_CLIENT_H */
