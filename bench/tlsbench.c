@@ -5,6 +5,10 @@
  *
  * usage: tlsbench -t tls://HOST:PORT -u SOCKET -k KEY -p PAYLOAD
  *                 [-c CLIENTS] [-s SECONDS]
+ *        tlsbench -t tls://HOST:PORT -k KEY -p PAYLOAD -c CLIENTS -n COUNT
+ * The second form is the load test (tests/integration/test_tls_load.sh):
+ * CLIENTS persistent mTLS connections make exactly COUNT signatures each;
+ * exit 0 only when all of them succeeded.
  * TLS credentials come from TOKENSIGN_TLS_CERT/KEY/CA.  Run by
  * bench/tlsbench.sh, which sets up SoftHSM, a PKI and an agent.
  */
@@ -30,6 +34,7 @@ struct worker {
 	const uint8_t *payload;
 	size_t plen;
 	double seconds;
+	unsigned long count; /* exactly this many when > 0 */
 	unsigned long ok, errors;
 	pthread_t th;
 };
@@ -53,11 +58,11 @@ sign_loop(void *arg)
 	double end;
 
 	if (agent_connect(w->target, &c) != 0) {
-		w->errors++;
+		w->errors = w->count > 0 ? w->count : 1;
 		return NULL;
 	}
 	end = now_s() + w->seconds;
-	while (now_s() < end) {
+	while (w->count > 0 ? w->ok + w->errors < w->count : now_s() < end) {
 		if (agent_sign_payload(
 			c, w->key, w->payload, w->plen, &sig, &siglen) != 0) {
 			w->errors++;
@@ -72,7 +77,8 @@ sign_loop(void *arg)
 
 static double
 run_signers(const char *target, const char *key, const uint8_t *payload,
-    size_t plen, unsigned n, double seconds, unsigned long *errors)
+    size_t plen, unsigned n, double seconds, unsigned long count,
+    unsigned long *errors)
 {
 	struct worker *w;
 	unsigned long total = 0;
@@ -89,6 +95,7 @@ run_signers(const char *target, const char *key, const uint8_t *payload,
 		w[i].payload = payload;
 		w[i].plen = plen;
 		w[i].seconds = seconds;
+		w[i].count = count;
 		if (pthread_create(&w[i].th, NULL, sign_loop, &w[i]) != 0) {
 			fprintf(stderr, "pthread_create failed\n");
 			exit(1);
@@ -163,6 +170,7 @@ main(int argc, char **argv)
 {
 	const char *tls = NULL, *sock = NULL, *key = NULL, *pfile = NULL;
 	unsigned clients = 16;
+	unsigned long count = 0;
 	double seconds = 3, u, t, full, res;
 	unsigned long ue, te, fe, re, rn, fn;
 	uint8_t *payload;
@@ -170,7 +178,7 @@ main(int argc, char **argv)
 	int ch;
 
 	ts_log_init("tlsbench", TS_LOG_ERROR, 0);
-	while ((ch = getopt(argc, argv, "t:u:k:p:c:s:")) != -1) {
+	while ((ch = getopt(argc, argv, "t:u:k:p:c:s:n:")) != -1) {
 		switch (ch) {
 		case 't':
 			tls = optarg;
@@ -190,9 +198,24 @@ main(int argc, char **argv)
 		case 's':
 			seconds = strtod(optarg, NULL);
 			break;
+		case 'n':
+			count = strtoul(optarg, NULL, 10);
+			break;
 		default:
 			goto usage;
 		}
+	}
+	if (count > 0 && tls != NULL && key != NULL && pfile != NULL &&
+	    clients > 0 && clients <= BENCH_MAX_CLIENTS) {
+		if (read_file(pfile, &payload, &plen) != 0)
+			return 1;
+		t = run_signers(
+		    tls, key, payload, plen, clients, 0, count, &te);
+		printf("load: %u clients x %lu signatures over mTLS: %.0f/s, "
+		       "%lu errors\n",
+		    clients, count, t, te);
+		free(payload);
+		return te == 0 ? 0 : 1;
 	}
 	if (tls == NULL || sock == NULL || key == NULL || pfile == NULL ||
 	    clients == 0 || clients > BENCH_MAX_CLIENTS || seconds <= 0)
@@ -201,8 +224,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "cannot read %s\n", pfile);
 		return 1;
 	}
-	u = run_signers(sock, key, payload, plen, clients, seconds, &ue);
-	t = run_signers(tls, key, payload, plen, clients, seconds, &te);
+	u = run_signers(sock, key, payload, plen, clients, seconds, 0, &ue);
+	t = run_signers(tls, key, payload, plen, clients, seconds, 0, &te);
 	full = run_connects(tls, 0, seconds, &fe, &fn);
 	res = run_connects(tls, 1, seconds, &re, &rn);
 	printf("clients                     %u\n", clients);
