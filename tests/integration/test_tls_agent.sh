@@ -76,6 +76,13 @@ audit_has '"sign-payload"' 'cn=runner-a' ||
     ts_fail "sign not audited with the TLS identity"
 ts_pass "allowed repository signed over mTLS, verified with openssl, audited"
 
+out=$(TOKENSIGN_AUTH_SOCK= TOKENSIGN_AGENT= TOKENSIGN_TLS_CONFIG=/dev/null \
+    "$TS_CLIENT" --agent "tls://localhost:$port" --tls-cert "$P/runner-b.pem" \
+    --tls-key "$P/runner-b.key" --tls-ca "$P/ca.pem" keys) ||
+    ts_fail "--agent/--tls-* options: $out"
+echo "$out" | grep -q "$key" || ts_fail "--agent: $out"
+ts_pass "--agent tls://localhost:PORT with --tls-cert/--tls-key/--tls-ca"
+
 # --- handshake refusals, each with its reason in the audit log
 ts_expect_fail "expired cert" nonzero 'refused our client certificate' \
     as expired keys
