@@ -143,4 +143,19 @@ ts_pass "--pin-env, key on the second token"
 openssl dgst -sha256 -verify "$TS_TMP/p256.ref.pem" -signature "$TS_TMP/u.sig" \
     "$TS_TMP/msg" >/dev/null || ts_fail "URI pin-source signature invalid"
 ts_pass "module-path and pin-source taken from the URI"
+
+# no PIN source: prompt on the terminal (a pty from script(1)), no echo
+if command -v script >/dev/null; then
+	out=$( (sleep 1; printf '%s\n' "$TS_PIN") | script -qec "'$T' pkcs11 sign \
+	    --module '$M' 'pkcs11:token=ts-main;object=p256' --digest $D256" \
+	    /dev/null | tr -d '\r')
+	echo "$out" | grep -q '^PIN for token ts-main: ' || ts_fail "no prompt: $out"
+	echo "$out" | grep -q "$TS_PIN" && ts_fail "PIN echoed: $out"
+	echo "$out" | tail -1 | base64 -d >"$TS_TMP/tty.sig" 2>/dev/null ||
+	    ts_fail "prompt sign output: $out"
+	openssl dgst -sha256 -verify "$TS_TMP/p256.ref.pem" \
+	    -signature "$TS_TMP/tty.sig" "$TS_TMP/msg" >/dev/null ||
+	    ts_fail "prompted-PIN signature invalid"
+	ts_pass "PIN prompt on /dev/tty without echo"
+fi
 ts_done
