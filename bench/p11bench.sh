@@ -8,6 +8,7 @@
 # Target: ours >= 0.95x p11loop.
 #
 # usage: bench/p11bench.sh [BUILD_DIR] [SECONDS] [ROUNDS]   (default build 2 5)
+# TS_BENCH_EXTRA=ed25519:eddsa adds the Ed25519 key.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 export TS_SRC=$here TS_BIN=$(cd "${1:-$here/build}" && pwd)
@@ -17,6 +18,7 @@ ROUNDS=${3:-5}
 . "$TS_SRC/tests/lib/softhsm.sh"
 ts_softhsm_setup p256
 ts_softhsm_keygen ts-main rsa:2048 rsa2048 03
+ts_softhsm_keygen ts-main EC:edwards25519 ed25519 05
 BENCH=$TS_BIN/bench/p11bench
 [ -x "$BENCH" ] || ts_fail "build $BENCH first"
 bl=$TS_TMP/baselines
@@ -40,7 +42,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 printf '%-8s %-7s %10s %10s %11s %9s %9s %9s\n' key threads 'p11loop/s' 'ours/s' \
     'ratio(med)' 'min..max' 'us/sig' 'us/sig'
 printf '%-8s %-7s %10s %10s %11s %9s %9s %9s\n' '' '' '' '' '' '' p11loop ours
-for spec in p256:ecdsa rsa2048:rsa; do
+for spec in p256:ecdsa rsa2048:rsa ${TS_BENCH_EXTRA:-}; do
 	key=${spec%%:*} mech=${spec#*:}
 	for th in 1 2; do
 		rb=() ro=() rr=() cb=() co=()

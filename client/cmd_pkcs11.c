@@ -286,6 +286,18 @@ cmd_keys(struct p11cmd *c, int pem_only)
 
 	want_login = c->pin_source != NULL || c->pin_env != NULL || c->no_pin ||
 	    p11_uri_get(c->uri, P11_URI_PIN_SOURCE) != NULL;
+	/*
+	 * One PIN, one token: trying it on every token would spend a try on
+	 * each whose PIN differs.
+	 */
+	if (want_login &&
+	    (r = p11_provider_find_token(c->prov, c->uri, &tok)) != 0) {
+		if (r == TS_ERR_AMBIGUOUS)
+			fprintf(stderr,
+			    "tokensign pkcs11: several tokens match; name one "
+			    "(pkcs11:token=...) to log in with a PIN\n");
+		return p11cmd_fail(r, "login");
+	}
 	if (c->json && (arr = json_array()) == NULL)
 		return p11cmd_fail(TS_ERR_ALLOC, "json");
 	n = p11_provider_token_count(c->prov);

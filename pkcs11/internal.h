@@ -94,6 +94,12 @@ struct p11_key {
 };
 
 /* token.c */
+/*
+ * Copies a blank-padded CK_* text field (len bytes) into dst as a
+ * NUL-terminated string: trailing blanks dropped, control bytes made '?'.
+ */
+void p11_ck_strcpy(
+    char *dst, size_t dstlen, const unsigned char *src, size_t len);
 /* Returns a new token for slot (not yet refreshed), or NULL on OOM. */
 struct p11_token *p11_token_new(struct p11_provider *prov, CK_SLOT_ID slot);
 /* Closes pooled sessions, frees keys and the token. */

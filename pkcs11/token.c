@@ -62,9 +62,8 @@ p11_token_free(struct p11_token *tok)
 	free(tok);
 }
 
-/* Copies a blank-padded CK_* field into a NUL-terminated string. */
-static void
-ck_strcpy(char *dst, size_t dstlen, const unsigned char *src, size_t len)
+void
+p11_ck_strcpy(char *dst, size_t dstlen, const unsigned char *src, size_t len)
 {
 	size_t i;
 
@@ -72,6 +71,7 @@ ck_strcpy(char *dst, size_t dstlen, const unsigned char *src, size_t len)
 		len = dstlen - 1;
 	while (len > 0 && (src[len - 1] == ' ' || src[len - 1] == '\0'))
 		len--;
+	/* control bytes from a device are not printable text */
 	for (i = 0; i < len; i++)
 		dst[i] = (src[i] < 0x20 || src[i] == 0x7f) ? '?' : (char)src[i];
 	dst[len] = '\0';
@@ -163,10 +163,10 @@ p11_token_refresh(struct p11_token *tok)
 		return p11_token_rv(tok, rv, "C_GetSlotInfo");
 	}
 	pthread_mutex_lock(&tok->lock);
-	ck_strcpy(tok->slot_desc, sizeof(tok->slot_desc), si.slotDescription,
-	    sizeof(si.slotDescription));
-	ck_strcpy(tok->slot_manuf, sizeof(tok->slot_manuf), si.manufacturerID,
-	    sizeof(si.manufacturerID));
+	p11_ck_strcpy(tok->slot_desc, sizeof(tok->slot_desc),
+	    si.slotDescription, sizeof(si.slotDescription));
+	p11_ck_strcpy(tok->slot_manuf, sizeof(tok->slot_manuf),
+	    si.manufacturerID, sizeof(si.manufacturerID));
 	pthread_mutex_unlock(&tok->lock);
 	if ((si.flags & CKF_TOKEN_PRESENT) == 0) {
 		p11_token_mark_removed(tok);
@@ -176,12 +176,12 @@ p11_token_refresh(struct p11_token *tok)
 		p11_token_mark_removed(tok);
 		return p11_token_rv(tok, rv, "C_GetTokenInfo");
 	}
-	ck_strcpy(label, sizeof(label), ti.label, sizeof(ti.label));
-	ck_strcpy(
+	p11_ck_strcpy(label, sizeof(label), ti.label, sizeof(ti.label));
+	p11_ck_strcpy(
 	    serial, sizeof(serial), ti.serialNumber, sizeof(ti.serialNumber));
-	ck_strcpy(
+	p11_ck_strcpy(
 	    manuf, sizeof(manuf), ti.manufacturerID, sizeof(ti.manufacturerID));
-	ck_strcpy(model, sizeof(model), ti.model, sizeof(ti.model));
+	p11_ck_strcpy(model, sizeof(model), ti.model, sizeof(ti.model));
 	/* another token in the same slot: forget everything about the old */
 	if (tok->present &&
 	    (strcmp(label, tok->label) != 0 ||

@@ -32,8 +32,14 @@ ts_pass "tokens --output json"
 
 # keys without login: public halves; with a PIN: the always-auth flag too
 "$T" pkcs11 keys --module "$M" --output json >"$TS_TMP/keys.json"
-"$T" pkcs11 keys --module "$M" --pin-source "$TS_PIN_FILE" --output json \
-    >"$TS_TMP/keys-login.json"
+for tok in ts-main ts-second; do
+	"$T" pkcs11 keys --module "$M" "pkcs11:token=$tok" \
+	    --pin-source "$TS_PIN_FILE" --output json >"$TS_TMP/keys-$tok.json"
+done
+python3 -c 'import json,sys; print(json.dumps(sum((json.load(open(f)) for f in sys.argv[1:]), [])))' \
+    "$TS_TMP/keys-ts-main.json" "$TS_TMP/keys-ts-second.json" >"$TS_TMP/keys-login.json"
+ts_expect_fail "a PIN is tried on one token only" 14 'several tokens match' \
+    "$T" pkcs11 keys --module "$M" --pin-source "$TS_PIN_FILE"
 python3 - "$TS_TMP/keys.json" "$TS_TMP/keys-login.json" <<'PY' || ts_fail "keys json"
 import json, sys
 want = {"p256": ("ecdsa-p256", 256, "01"), "p384": ("ecdsa-p384", 384, "02"),
