@@ -147,6 +147,10 @@ p11cmd_pin(struct p11cmd *c, struct p11_token *tok, struct p11_pin **pinp)
 	*pinp = NULL;
 	if (c->no_pin)
 		return 0;
+	/* --pin-source takes a plain (maybe relative) path or a file: URI */
+	if (c->pin_source != NULL && strncmp(c->pin_source, "file:", 5) != 0 &&
+	    c->pin_source[0] != '|')
+		return p11_pin_from_file(c->pin_source, pinp);
 	if (c->pin_source != NULL)
 		return p11_pin_from_source(c->pin_source, pinp);
 	if (c->pin_env != NULL)

@@ -142,6 +142,10 @@ ts_softhsm_pubkey p256-b "$TS_TMP/b.pem" ts-second
 openssl dgst -sha256 -verify "$TS_TMP/b.pem" -signature "$TS_TMP/b.sig" \
     "$TS_TMP/msg" >/dev/null || ts_fail "p256-b signature invalid"
 ts_pass "--pin-env, key on the second token"
+( cd "$(dirname "$TS_PIN_FILE")" && "$T" pkcs11 sign --module "$M" \
+    'pkcs11:object=p256-b' --digest "$D256" --pin-source "$(basename "$TS_PIN_FILE")" \
+    >/dev/null ) || ts_fail "relative --pin-source"
+ts_pass "relative --pin-source path"
 
 # pin-source inside the URI, module-path inside the URI
 "$T" pkcs11 sign "pkcs11:object=p256?module-path=$M&pin-source=file:$TS_PIN_FILE" \
