@@ -61,6 +61,12 @@ struct p11_token {
 	pthread_mutex_t op_lock;
 	pthread_mutex_t lock;
 	int logged_in;
+	/*
+	 * Closing an application's last session logs it out (PKCS#11 v2.40
+	 * C_CloseSession), so while logged in one session is kept open and
+	 * never used for operations: the pool may then close any of its own.
+	 */
+	CK_SESSION_HANDLE anchor;
 	unsigned generation; /* bumped on logout/removal: stale sessions */
 	struct p11_pin *kept_pin;
 	CK_SESSION_HANDLE *idle;

@@ -36,6 +36,7 @@ p11_token_new(struct p11_provider *prov, CK_SLOT_ID slot)
 	}
 	tok->prov = prov;
 	tok->slot = slot;
+	tok->anchor = CK_INVALID_HANDLE;
 	pthread_mutex_init(&tok->op_lock, NULL);
 	pthread_mutex_init(&tok->lock, NULL);
 	return tok;
@@ -50,6 +51,8 @@ p11_token_free(struct p11_token *tok)
 		return;
 	for (i = 0; i < tok->nidle; i++)
 		tok->prov->f->C_CloseSession(tok->idle[i]);
+	if (tok->anchor != CK_INVALID_HANDLE)
+		tok->prov->f->C_CloseSession(tok->anchor);
 	for (i = 0; i < tok->nkeys; i++)
 		p11_key_free(tok->keys[i]);
 	free(tok->keys);
@@ -80,12 +83,14 @@ p11_ck_strcpy(char *dst, size_t dstlen, const unsigned char *src, size_t len)
 void
 p11_token_mark_removed(struct p11_token *tok)
 {
-	CK_SESSION_HANDLE idle[P11_POOL_MAX_IDLE];
+	CK_SESSION_HANDLE idle[P11_POOL_MAX_IDLE], anchor;
 	size_t i, n;
 
 	pthread_mutex_lock(&tok->lock);
 	tok->present = 0;
 	tok->logged_in = 0;
+	anchor = tok->anchor;
+	tok->anchor = CK_INVALID_HANDLE;
 	tok->generation++;
 	n = tok->nidle;
 	memcpy(idle, tok->idle, n * sizeof(*idle));
@@ -100,6 +105,8 @@ p11_token_mark_removed(struct p11_token *tok)
 	pthread_mutex_unlock(&tok->lock);
 	for (i = 0; i < n; i++)
 		tok->prov->f->C_CloseSession(idle[i]);
+	if (anchor != CK_INVALID_HANDLE)
+		tok->prov->f->C_CloseSession(anchor);
 }
 
 int
@@ -586,8 +593,14 @@ done:
 		tok->kept_pin = keep;
 		keep = NULL;
 	}
+	/* the login session becomes the anchor that keeps us logged in */
+	if (tok->anchor == CK_INVALID_HANDLE && gen == tok->generation) {
+		tok->anchor = s;
+		s = CK_INVALID_HANDLE;
+	}
 	pthread_mutex_unlock(&tok->lock);
-	p11_session_put(tok, s, gen, 0);
+	if (s != CK_INVALID_HANDLE)
+		p11_session_put(tok, s, gen, 0);
 	s = CK_INVALID_HANDLE;
 	/* private keys are visible now */
 	if ((r = token_load_keys_locked(tok)) != 0)
@@ -604,7 +617,7 @@ out:
 int
 p11_token_logout(struct p11_token *tok)
 {
-	CK_SESSION_HANDLE s;
+	CK_SESSION_HANDLE s, anchor;
 	unsigned gen;
 	size_t i;
 	CK_RV rv = CKR_OK;
@@ -620,11 +633,15 @@ p11_token_logout(struct p11_token *tok)
 	}
 	pthread_mutex_lock(&tok->lock);
 	tok->logged_in = 0;
+	anchor = tok->anchor;
+	tok->anchor = CK_INVALID_HANDLE;
 	p11_pin_free(tok->kept_pin);
 	tok->kept_pin = NULL;
 	for (i = 0; i < tok->nkeys; i++)
 		tok->keys[i]->priv = CK_INVALID_HANDLE;
 	pthread_mutex_unlock(&tok->lock);
+	if (anchor != CK_INVALID_HANDLE)
+		tok->prov->f->C_CloseSession(anchor);
 	pthread_mutex_unlock(&tok->op_lock);
 	return r;
 }
