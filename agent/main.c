@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -715,6 +716,8 @@ main(int argc, char **argv)
 		}
 	} else if (sh >= 0)
 		print_env(sh, sock_path, (long)getpid());
+	/* Start-up (module load, key discovery) leaves freed heap behind. */
+	malloc_trim(0);
 	listen_sd_notify("READY=1");
 	logit("listening on %s",
 	    sock_path != NULL ? sock_path : "socket-activated fd");
