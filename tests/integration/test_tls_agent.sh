@@ -9,7 +9,8 @@
 #     deny); each audited with its reason;
 #   - policy: other repository, raw digest for a TLS client, missing
 #     required annotation, rate limit (N+1th refused);
-#   - SIGHUP: a new CRL and a new policy change the outcome;
+#   - SIGHUP: a new CRL and a new policy change the outcome, also on a
+#     connection held open across the reload;
 #   - the audit chain verifies.
 . "$TS_SRC/tests/lib/common.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
@@ -19,6 +20,7 @@ ts_softhsm_setup p256
 ts_pki_setup
 P=$TS_PKI
 ts_pki_client runner-c runner-c # valid, but no policy rule names it
+ts_pki_client runner-d runner-d # keeps one connection across SIGHUP
 
 port=$(ts_free_port)
 policy=$TS_TMP/policy.json
@@ -29,6 +31,8 @@ cat >"$policy" <<'EOF'
   "required_annotations": "ci-run-id", "rate_per_minute": 4},
  {"name": "team-b", "match": {"tls_cn": "runner-b"},
   "keys": "*", "repositories": "**", "raw_digest": true},
+ {"name": "team-d", "match": {"tls_uri": "spiffe://ci.example/runner-d"},
+  "keys": "*", "repositories": "registry.example.com/team-d/*"},
  {"name": "local", "match": {"transport": "unix"}, "keys": "*",
   "repositories": "**"}
 ]}
@@ -132,9 +136,52 @@ ts_expect_fail "rate limit: 5th in the minute" nonzero 'rate limit of 4' \
     -o "$TS_TMP/r5.sig"
 
 # --- SIGHUP: new CRL revokes runner-b, new policy lets runner-a sign team-b
+# and runner-d sign team-e: runner-d asks before and after the reload on
+# one TLS connection that stays open.
+payload "$TS_TMP/e.json" registry.example.com/team-e/app
+python3 - "$port" "$P" "$key" "$TS_TMP/e.json" "$TS_TMP/hup-done" \
+    >"$TS_TMP/held.log" 2>&1 <<'PY' &
+import os, socket, ssl, struct, sys, time
+port, pki, key, pfile, flag = sys.argv[1:6]
+def frame(t, body):
+    return struct.pack(">IB", len(body) + 1, t) + body
+def sstr(b):
+    return struct.pack(">I", len(b)) + b
+def reply(s):
+    hdr = b""
+    while len(hdr) < 4:
+        hdr += s.recv(4 - len(hdr))
+    n = struct.unpack(">I", hdr)[0]
+    body = b""
+    while len(body) < n:
+        body += s.recv(n - len(body))
+    return body[0], body[1:]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.load_verify_locations(pki + "/ca.pem")
+ctx.load_cert_chain(pki + "/runner-d.pem", pki + "/runner-d.key")
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))),
+                    server_hostname="localhost")
+sign = frame(102, sstr(key.encode()) + sstr(open(pfile, "rb").read()) +
+             struct.pack(">I", 0))
+s.sendall(frame(100, struct.pack(">I", 1) + sstr(b"held")))
+print("hello", reply(s)[0], flush=True)
+s.sendall(sign)
+print("before", reply(s)[0], flush=True)
+while not os.path.exists(flag):
+    time.sleep(0.05)
+s.sendall(sign)
+print("after", reply(s)[0], flush=True)
+PY
+held=$!
+ts_bg_track $held
+ts_wait_for grep -q '^before' "$TS_TMP/held.log" ||
+    ts_fail "held connection: $(cat "$TS_TMP/held.log")"
+grep -q '^before 122' "$TS_TMP/held.log" ||
+    ts_fail "team-e allowed before the reload: $(cat "$TS_TMP/held.log")"
 openssl ca -batch -config "$P/ca/ca.cnf" -revoke "$P/runner-b.pem" 2>/dev/null
 ts_pki_crl
-sed -i 's|"registry.example.com/team-a/\*"|["registry.example.com/team-a/*", "registry.example.com/team-b/*"]|' \
+sed -i -e 's|"registry.example.com/team-a/\*"|["registry.example.com/team-a/*", "registry.example.com/team-b/*"]|' \
+    -e 's|"registry.example.com/team-d/\*"|["registry.example.com/team-d/*", "registry.example.com/team-e/*"]|' \
     "$policy"
 kill -HUP $agent_pid
 ts_wait_for grep -q 'TLS certificates and CRL reloaded' "$TS_TMP/agent.log" ||
@@ -144,9 +191,14 @@ ts_expect_fail "runner-b revoked after reload" nonzero \
 ts_expect_fail "rate window survives the reload" nonzero 'rate limit' \
     as runner-a agent sign --key "$key" --payload "$TS_TMP/other.json" \
     -o "$TS_TMP/y.sig"
-grep -q 'policy reloaded: 3 rules' "$TS_TMP/agent.log" ||
+grep -q 'policy reloaded: 4 rules' "$TS_TMP/agent.log" ||
     ts_fail "policy not reloaded"
 ts_pass "SIGHUP reloaded the CRL and the policy"
+touch "$TS_TMP/hup-done"
+wait $held || ts_fail "held connection: $(cat "$TS_TMP/held.log")"
+grep -q '^after 124' "$TS_TMP/held.log" ||
+    ts_fail "reload did not change the outcome on the held connection: $(cat "$TS_TMP/held.log")"
+ts_pass "SIGHUP changed the outcome on a connection held open (refused, then signed)"
 # a broken policy on reload keeps the old one
 echo '{"version": 1, "rules": [{"name": "x"}]}' >"$policy"
 kill -HUP $agent_pid
