@@ -213,7 +213,8 @@ build_ctx(const struct tls_server *srv, SSL_CTX **out)
 	if (SSL_CTX_use_PrivateKey_file(ctx, srv->key_file, SSL_FILETYPE_PEM) !=
 	    1) {
 		ts_err_ossl("server key");
-		error_f("cannot load server key %.200s (PEM, unencrypted)",
+		error_f("cannot load server key %.200s (PEM, unencrypted, "
+			"matching the certificate)",
 		    srv->key_file);
 		goto out;
 	}

@@ -64,6 +64,24 @@ payload() { # payload FILE REF [ci-run-id]
 }
 audit_has() { grep -F -- "$1" "$audit" | grep -qF -- "$2"; }
 
+# --- bad command lines are refused before anything starts
+ts_expect_fail "--listen without --policy" 2 'needs --tls-cert, --tls-key, --client-ca and --policy' \
+    "$TS_AGENT" -D -a "$TS_TMP/x.sock" --module "$TS_MODULE" \
+    --listen tls://127.0.0.1:1 --tls-cert "$P/server.pem" \
+    --tls-key "$P/server.key" --client-ca "$P/ca.pem"
+ts_expect_fail "bad --listen" 1 'expected tls://ADDR:PORT' \
+    "$TS_AGENT" -D -a "$TS_TMP/x.sock" --module "$TS_MODULE" \
+    --listen tls://127.0.0.1 --tls-cert "$P/server.pem" \
+    --tls-key "$P/server.key" --client-ca "$P/ca.pem" --policy "$policy"
+ts_expect_fail "key not matching the certificate" 2 'matching the certificate' \
+    "$TS_AGENT" -D -a "$TS_TMP/x.sock" --module "$TS_MODULE" \
+    --listen tls://127.0.0.1:1 --tls-cert "$P/server.pem" \
+    --tls-key "$P/runner-a.key" --client-ca "$P/ca.pem" --policy "$policy"
+ts_expect_fail "bad policy file" 2 'unknown field' \
+    "$TS_AGENT" -D -a "$TS_TMP/x.sock" --module "$TS_MODULE" \
+    --policy <(echo '{"version": 1, "rules": [{"name": "a", "match": {"uid": 1}, "kyes": "*"}]}')
+[ ! -e "$TS_TMP/x.sock" ] || ts_fail "a refused start left its socket"
+
 # --- happy path
 out=$(as runner-a keys) || ts_fail "keys over mTLS: $out"
 key=$(echo "$out" | awk '$4 == "p256" { print $1 }')
