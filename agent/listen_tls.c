@@ -52,25 +52,43 @@ struct tls_listener {
 
 /* transport ops for conn.c: bytes, 0 on EOF, -1 with errno */
 
+/*
+ * Drains records until the socket is empty or len is used up: conn.c
+ * waits for poll() readiness after each read, and poll() cannot see bytes
+ * left inside the TLS layer (the rest of a record larger than len).  Only
+ * when len runs out can bytes stay behind; with conn.c's input cap that
+ * is a client sending more than a maximal frame ahead, which stalls only
+ * itself.
+ */
 static ssize_t
 tls_io_read(void *io, int fd, void *buf, size_t len)
 {
-	size_t got = 0;
+	size_t got, total = 0;
+	enum tls_step st;
 
 	(void)fd;
-	switch (tls_conn_read(io, buf, len, &got)) {
-	case TLS_STEP_DONE:
-		return (ssize_t)got;
-	case TLS_STEP_WANT_READ:
-	case TLS_STEP_WANT_WRITE:
-		errno = EAGAIN;
-		return -1;
-	case TLS_STEP_EOF:
-		return 0;
-	default:
-		errno = EIO;
-		return -1;
+	while (total < len) {
+		st = tls_conn_read(
+		    io, (unsigned char *)buf + total, len - total, &got);
+		if (st == TLS_STEP_DONE) {
+			total += got;
+			continue;
+		}
+		if (total > 0) /* report EOF or an error on the next call */
+			return (ssize_t)total;
+		switch (st) {
+		case TLS_STEP_WANT_READ:
+		case TLS_STEP_WANT_WRITE:
+			errno = EAGAIN;
+			return -1;
+		case TLS_STEP_EOF:
+			return 0;
+		default:
+			errno = EIO;
+			return -1;
+		}
 	}
+	return (ssize_t)total;
 }
 
 static ssize_t

@@ -105,6 +105,35 @@ out=$(TOKENSIGN_AUTH_SOCK= TOKENSIGN_AGENT= TOKENSIGN_TLS_CONFIG=/dev/null \
 echo "$out" | grep -q "$key" || ts_fail "--agent: $out"
 ts_pass "--agent tls://localhost:PORT with --tls-cert/--tls-key/--tls-ca"
 
+# pipelined requests in one TLS write: answered in order, none stuck
+# inside the TLS layer
+out=$(timeout 20 python3 - "$port" "$P" <<'PY' 2>&1
+import socket, ssl, struct, sys
+port, pki = sys.argv[1:3]
+def frame(t, body):
+    return struct.pack(">IB", len(body) + 1, t) + body
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.load_verify_locations(pki + "/ca.pem")
+ctx.load_cert_chain(pki + "/runner-a.pem", pki + "/runner-a.key")
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))),
+                    server_hostname="127.0.0.1")
+s.sendall(frame(100, struct.pack(">I", 1) + struct.pack(">I", 4) + b"pipe")
+          + frame(101, b"") * 5)
+s.settimeout(10)
+types = []
+buf = b""
+while len(types) < 6:
+    buf += s.recv(65536)
+    while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
+        n = struct.unpack(">I", buf[:4])[0]
+        types.append(buf[4])
+        buf = buf[4 + n:]
+print(" ".join(map(str, types)))
+PY
+) || ts_fail "pipelined requests: $out"
+[ "$out" = "120 123 123 123 123 123" ] || ts_fail "pipelined replies: $out"
+ts_pass "6 pipelined requests in one TLS write all answered in order"
+
 # --- handshake refusals, each with its reason in the audit log
 ts_expect_fail "expired cert" nonzero 'refused our client certificate' \
     as expired keys
