@@ -17,6 +17,10 @@
 #define TS_EXIT_TOKEN	      14 /* token, PIN or key error */
 
 int cmd_version(int argc, char **argv);
+int cmd_agent_keys(int argc, char **argv);
+int cmd_public_key(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 int cmd_pkcs11(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 

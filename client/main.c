@@ -4,6 +4,7 @@
  * stays cheap.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "client/commands.h"
@@ -17,6 +18,10 @@ struct cmd_entry {
 
 static const struct cmd_entry cmd_table[] = {
 	{ "version", cmd_version, "print the version" },
+	{ "keys", cmd_agent_keys, "list the agent's keys" },
+	{ "public-key", cmd_public_key, "print a key's public key (PEM)" },
+	{ "agent", cmd_agent, "agent status, lock, unlock, sign" },
+	{ "audit", cmd_audit, "verify the agent's audit log chain" },
 	{ "pkcs11", cmd_pkcs11, "list tokens and keys, sign with a token" },
 	{ "verify", cmd_verify, "verify cosign signatures with a public key" },
 };
@@ -26,7 +31,10 @@ usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "usage: tokensign COMMAND [ARGS]\n\ncommands:\n");
+	fprintf(f,
+	    "usage: tokensign [--agent tls://HOST:PORT|SOCKET] [--tls-cert F "
+	    "--tls-key F --tls-ca F]\n"
+	    "                 COMMAND [ARGS]\n\ncommands:\n");
 	for (i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++)
 		fprintf(
 		    f, "  %-14s %s\n", cmd_table[i].name, cmd_table[i].summary);
@@ -41,6 +49,25 @@ main(int argc, char **argv)
 	size_t i;
 
 	ts_log_init("tokensign", TS_LOG_INFO, 0);
+	/* Global agent options (issue 5): --agent, --tls-cert/key/ca. */
+	while (argc >= 3 && strncmp(argv[1], "--", 2) == 0) {
+		static const char *const glob[][2] = {
+			{ "--agent", "TOKENSIGN_AGENT" },
+			{ "--tls-cert", "TOKENSIGN_TLS_CERT" },
+			{ "--tls-key", "TOKENSIGN_TLS_KEY" },
+			{ "--tls-ca", "TOKENSIGN_TLS_CA" },
+		};
+		for (i = 0; i < sizeof(glob) / sizeof(glob[0]); i++)
+			if (strcmp(argv[1], glob[i][0]) == 0)
+				break;
+		if (i == sizeof(glob) / sizeof(glob[0]))
+			break;
+		if (setenv(glob[i][1], argv[2], 1) != 0)
+			return TS_EXIT_USAGE;
+		argv[2] = argv[0];
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return TS_EXIT_USAGE;

@@ -32,8 +32,14 @@ ts_pass "tokens --output json"
 
 # keys without login: public halves; with a PIN: the always-auth flag too
 "$T" pkcs11 keys --module "$M" --output json >"$TS_TMP/keys.json"
-"$T" pkcs11 keys --module "$M" --pin-source "$TS_PIN_FILE" --output json \
-    >"$TS_TMP/keys-login.json"
+for tok in ts-main ts-second; do
+	"$T" pkcs11 keys --module "$M" "pkcs11:token=$tok" \
+	    --pin-source "$TS_PIN_FILE" --output json >"$TS_TMP/keys-$tok.json"
+done
+python3 -c 'import json,sys; print(json.dumps(sum((json.load(open(f)) for f in sys.argv[1:]), [])))' \
+    "$TS_TMP/keys-ts-main.json" "$TS_TMP/keys-ts-second.json" >"$TS_TMP/keys-login.json"
+ts_expect_fail "a PIN is tried on one token only" 14 'several tokens match' \
+    "$T" pkcs11 keys --module "$M" --pin-source "$TS_PIN_FILE"
 python3 - "$TS_TMP/keys.json" "$TS_TMP/keys-login.json" <<'PY' || ts_fail "keys json"
 import json, sys
 want = {"p256": ("ecdsa-p256", 256, "01"), "p384": ("ecdsa-p384", 384, "02"),
@@ -136,6 +142,10 @@ ts_softhsm_pubkey p256-b "$TS_TMP/b.pem" ts-second
 openssl dgst -sha256 -verify "$TS_TMP/b.pem" -signature "$TS_TMP/b.sig" \
     "$TS_TMP/msg" >/dev/null || ts_fail "p256-b signature invalid"
 ts_pass "--pin-env, key on the second token"
+( cd "$(dirname "$TS_PIN_FILE")" && "$T" pkcs11 sign --module "$M" \
+    'pkcs11:object=p256-b' --digest "$D256" --pin-source "$(basename "$TS_PIN_FILE")" \
+    >/dev/null ) || ts_fail "relative --pin-source"
+ts_pass "relative --pin-source path"
 
 # pin-source inside the URI, module-path inside the URI
 "$T" pkcs11 sign "pkcs11:object=p256?module-path=$M&pin-source=file:$TS_PIN_FILE" \
@@ -143,4 +153,19 @@ ts_pass "--pin-env, key on the second token"
 openssl dgst -sha256 -verify "$TS_TMP/p256.ref.pem" -signature "$TS_TMP/u.sig" \
     "$TS_TMP/msg" >/dev/null || ts_fail "URI pin-source signature invalid"
 ts_pass "module-path and pin-source taken from the URI"
+
+# no PIN source: prompt on the terminal (a pty from script(1)), no echo
+if command -v script >/dev/null; then
+	out=$( (sleep 1; printf '%s\n' "$TS_PIN") | script -qec "'$T' pkcs11 sign \
+	    --module '$M' 'pkcs11:token=ts-main;object=p256' --digest $D256" \
+	    /dev/null | tr -d '\r')
+	echo "$out" | grep -q '^PIN for token ts-main: ' || ts_fail "no prompt: $out"
+	echo "$out" | grep -q "$TS_PIN" && ts_fail "PIN echoed: $out"
+	echo "$out" | tail -1 | base64 -d >"$TS_TMP/tty.sig" 2>/dev/null ||
+	    ts_fail "prompt sign output: $out"
+	openssl dgst -sha256 -verify "$TS_TMP/p256.ref.pem" \
+	    -signature "$TS_TMP/tty.sig" "$TS_TMP/msg" >/dev/null ||
+	    ts_fail "prompted-PIN signature invalid"
+	ts_pass "PIN prompt on /dev/tty without echo"
+fi
 ts_done

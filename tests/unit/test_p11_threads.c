@@ -2,7 +2,9 @@
  * test_p11_threads.c - the token layer on a real SoftHSM token that this
  * test creates itself (softhsm2-util, pkcs11-tool), no mocks:
  *   - 8 threads sign concurrently on one token (P-256, RSA-2048, Ed25519
- *     keys mixed); every signature is verified with OpenSSL;
+ *     and an always-authenticate P-256 key mixed, the last with a
+ *     context-specific login per signature); every signature is verified
+ *     with OpenSSL;
  *   - one module instance per process (a second open shares it);
  *   - login state: not logged in, wrong PIN, logout;
  *   - digest-length and key-type checks.
@@ -56,7 +58,7 @@ __lsan_default_suppressions(void)
 static char tmpdir[256];
 static struct p11_provider *prov;
 static struct p11_token *tok;
-static struct p11_key *keys[3]; /* p256, rsa2048, ed25519 */
+static struct p11_key *keys[4]; /* p256, rsa2048, ed25519, p256aa */
 
 static int
 run(const char *cmd)
@@ -112,7 +114,10 @@ setup(void **state)
 	" >/dev/null 2>&1"
 	if (run(KEYGEN("EC:prime256v1", "p256", "01")) != 0 ||
 	    run(KEYGEN("rsa:2048", "rsa2048", "02")) != 0 ||
-	    run(KEYGEN("EC:edwards25519", "ed25519", "03")) != 0)
+	    run(KEYGEN("EC:edwards25519", "ed25519", "03")) != 0 ||
+	    run("pkcs11-tool --module " MODULE " --token-label thr --login "
+		"--pin " PIN " --keypairgen --key-type EC:prime256v1 --label "
+		"p256aa --id 04 --always-auth >/dev/null 2>&1") != 0)
 		return -1;
 	if (p11_provider_open(MODULE, NULL, &prov) != 0)
 		return -1;
@@ -245,6 +250,44 @@ test_sign_checks(void **state)
 	free(sig);
 }
 
+static void
+test_always_auth(void **state)
+{
+	struct p11_pin *pin = NULL;
+	uint8_t msg[] = "always", *sig = NULL;
+	size_t siglen = 0;
+
+	(void)state;
+	assert_int_equal(find("pkcs11:token=thr;object=p256aa", &keys[3]), 0);
+	assert_int_equal(p11_key_always_auth(keys[3]), 1);
+	assert_int_equal(p11_key_always_auth(keys[0]), 0);
+	/* logged in without keeping the PIN: none for the per-sign login */
+	assert_int_equal(
+	    p11_sign_message(keys[3], msg, sizeof(msg), NULL, &sig, &siglen),
+	    TS_ERR_P11_PIN_REQUIRED);
+	assert_null(sig);
+	/* the PIN given to the call */
+	assert_int_equal(p11_pin_from_bytes(PIN, strlen(PIN), &pin), 0);
+	assert_int_equal(
+	    p11_sign_message(keys[3], msg, sizeof(msg), pin, &sig, &siglen), 0);
+	assert_true(verify(keys[3], msg, sizeof(msg), sig, siglen));
+	free(sig);
+	sig = NULL;
+	/* the PIN kept by the login (already logged in: only kept) */
+	assert_int_equal(p11_token_login(tok, pin, P11_LOGIN_KEEP_PIN), 0);
+	p11_pin_free(pin);
+	assert_int_equal(
+	    p11_sign_message(keys[3], msg, sizeof(msg), NULL, &sig, &siglen),
+	    0);
+	assert_true(verify(keys[3], msg, sizeof(msg), sig, siglen));
+	free(sig);
+	/* the plain key still signs with no PIN at all */
+	assert_int_equal(
+	    p11_sign_message(keys[0], msg, sizeof(msg), NULL, &sig, &siglen),
+	    0);
+	free(sig);
+}
+
 struct worker {
 	int id;
 	int ok;
@@ -262,7 +305,7 @@ worker(void *arg)
 	int i, n, r;
 
 	for (i = 0; i < PER_THREAD; i++) {
-		key = keys[(w->id + i) % 3];
+		key = keys[(w->id + i) % 4];
 		n = snprintf(
 		    (char *)msg, sizeof(msg), "thread %d message %d", w->id, i);
 		sig = NULL;
@@ -327,6 +370,7 @@ main(void)
 		cmocka_unit_test(test_not_logged_in),
 		cmocka_unit_test(test_login_and_keys),
 		cmocka_unit_test(test_sign_checks),
+		cmocka_unit_test(test_always_auth),
 		cmocka_unit_test(test_eight_threads),
 		cmocka_unit_test(test_logout),
 	};
