@@ -17,5 +17,6 @@
 #define TS_EXIT_TOKEN	      14 /* token, PIN or key error */
 
 int cmd_version(int argc, char **argv);
+int cmd_ssh_keys(int argc, char **argv);
 
 #endif /* TS_CLIENT_COMMANDS_H */
