@@ -17,7 +17,7 @@ struct cmd_entry {
 
 static const struct cmd_entry cmd_table[] = {
 	{ "version", cmd_version, "print the version" },
-	{ "ssh-keys", cmd_ssh_keys, "print public keys as authorized_keys lines" },
+	{ "ssh-keys", cmd_ssh_keys, "print keys as authorized_keys lines" },
 };
 
 static void
