@@ -18,6 +18,7 @@ struct cmd_entry {
 static const struct cmd_entry cmd_table[] = {
 	{ "version", cmd_version, "print the version" },
 	{ "ssh-keys", cmd_ssh_keys, "print keys as authorized_keys lines" },
+	{ "pkcs11", cmd_pkcs11, "list tokens and keys, sign with a token" },
 };
 
 static void
