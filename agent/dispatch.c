@@ -23,6 +23,7 @@
 #include "agent/dispatch.h"
 #include "agent/keystore.h"
 #include "agent/policy.h"
+#include "agent/sshproto.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/payload.h"
@@ -775,6 +776,12 @@ static const struct dispatch_entry dispatch_table[] = {
 	{ TS_MSG_LOCK, "LOCK", h_lock, 0 },
 	{ TS_MSG_UNLOCK, "UNLOCK", h_unlock, 0 },
 	{ TS_MSG_STATUS, "STATUS", h_status, 0 },
+	/* ssh-agent protocol (RFC 9987), agent/sshproto.c */
+	{ SSH_AGENTC_REQUEST_IDENTITIES, "SSH_REQUEST_IDENTITIES",
+	    sshproto_dispatch_identities,
+	    DISPATCH_F_NO_HELLO | DISPATCH_F_SSH },
+	{ SSH_AGENTC_SIGN_REQUEST, "SSH_SIGN_REQUEST", sshproto_dispatch_sign,
+	    DISPATCH_F_NO_HELLO | DISPATCH_F_SSH | DISPATCH_F_SIGN },
 };
 
 const struct dispatch_entry *
@@ -864,6 +871,31 @@ struct audit *
 dispatch_audit(struct dispatch_ctx *c)
 {
 	return c->audit;
+}
+
+struct keystore *
+dispatch_keystore(struct dispatch_ctx *c)
+{
+	return c->ks;
+}
+
+int
+dispatch_is_locked(struct dispatch_ctx *c)
+{
+	return is_locked(c);
+}
+
+int
+dispatch_confirm(struct dispatch_ctx *c, struct agent_peer *peer,
+    struct ks_key *k, const char *what, char *why, size_t whylen)
+{
+	return maybe_confirm(c, peer, k, what, why, whylen);
+}
+
+void
+dispatch_count(struct dispatch_ctx *c, int r)
+{
+	count(c, r);
 }
 
 /* ---- dispatch --------------------------------------------------------- */

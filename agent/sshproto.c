@@ -6,17 +6,25 @@
  * here, not in the client, lets the same policy/confirm/PIN/audit path
  * see exactly what is signed and record its SHA-256.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "agent/audit.h"
+#include "agent/dispatch.h"
+#include "agent/keystore.h"
+#include "agent/peer.h"
 #include "agent/sshproto.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/secmem.h"
 #include "common/sshkey.h"
 #include "common/wbuf.h"
+#include "pkcs11/key.h"
 
 int
 sshproto_is_ssh_type(uint8_t type)
@@ -239,4 +247,148 @@ sshproto_handle(const struct sshproto_ops *ops, void *arg, uint8_t type,
 		return 0;
 	debug_fr(r, "ssh-agent message %u refused", (unsigned)type);
 	return put_failure(reply, start);
+}
+
+/* ---- binding to the agent (dispatch table rows) ------------------------ */
+
+struct glue {
+	struct dispatch_ctx *c;
+	struct agent_peer *peer;
+	struct keystore *ks;
+	struct sshproto_key *keys;
+	struct ks_key **kk;
+	size_t n;
+	int listed;
+	char *why;
+	size_t whylen;
+};
+
+static int
+glue_list(void *arg, const struct sshproto_key **keys, size_t *n)
+{
+	struct glue *g = arg;
+	struct ks_key *k;
+	struct p11_key *pk;
+	size_t i, total;
+
+	if (!g->listed) {
+		total = keystore_count(g->ks);
+		if (total > 0 &&
+		    ((g->keys = calloc(total, sizeof(*g->keys))) == NULL ||
+			(g->kk = calloc(total, sizeof(*g->kk))) == NULL))
+			return TS_ERR_ALLOC;
+		for (i = 0; i < total; i++) {
+			k = keystore_get(g->ks, i);
+			pk = ks_key_p11(k);
+			/* XXX: per-key "ssh = on|off" needs a config field */
+			if (!sshproto_key_allowed(SSHPROTO_KEY_DEFAULT,
+				g->peer->transport == PEER_UNIX, g->peer->uid,
+				getuid()) ||
+			    !p11_key_present(pk))
+				continue;
+			g->kk[g->n] = k;
+			g->keys[g->n].spki =
+			    p11_key_spki_der(pk, &g->keys[g->n].spki_len);
+			g->keys[g->n].comment = ks_key_label(k);
+			g->n++;
+		}
+		g->listed = 1;
+	}
+	*keys = g->keys;
+	*n = g->n;
+	return 0;
+}
+
+static int
+glue_sign(void *arg, const struct sshproto_sign *req, uint8_t **sig,
+    size_t *siglen, size_t *modulus_len)
+{
+	struct glue *g = arg;
+	struct ks_key *k = g->kk[req->key_index];
+	struct audit_rec rec;
+	char hex[2 * 32 + 1], what[200];
+	size_t i;
+	int r, ra;
+
+	*sig = NULL;
+	*siglen = 0;
+	*modulus_len = (p11_key_bits(ks_key_p11(k)) + 7) / 8;
+	for (i = 0; i < 32; i++)
+		(void)snprintf(hex + 2 * i, 3, "%02x", req->data_sha256[i]);
+	memset(&rec, 0, sizeof(rec));
+	rec.event = "ssh signature";
+	rec.peer = g->peer;
+	rec.key_id = ks_key_id(k);
+	rec.key_fp = ks_key_fingerprint(k);
+	rec.hash = "sha256"; /* of the data ssh sent, whatever was signed */
+	rec.digest_hex = hex;
+	g->why[0] = '\0';
+	if (dispatch_is_locked(g->c)) {
+		r = TS_ERR_AGENT_LOCKED;
+		goto out;
+	}
+	(void)snprintf(what, sizeof(what),
+	    "an ssh signature (%s) of data %.16s...",
+	    sshkey_sigalg_name(req->alg), hex);
+	if ((r = dispatch_confirm(g->c, g->peer, k, what, g->why, g->whylen)) !=
+	    0)
+		goto out;
+	if (req->hash == SSHPROTO_HASH_NONE)
+		r = keystore_sign_message(
+		    g->ks, k, req->in, req->in_len, sig, siglen);
+	else
+		r = keystore_sign_digest(g->ks, k, (int)req->hash, req->in,
+		    req->in_len, sig, siglen);
+out:
+	rec.result = r;
+	rec.reason = r != 0 && g->why[0] != '\0' ? g->why : NULL;
+	/* a signature whose audit line cannot be written is not returned */
+	if ((ra = audit_log(dispatch_audit(g->c), &rec)) != 0 && r == 0) {
+		freezero(*sig, *siglen);
+		*sig = NULL;
+		*siglen = 0;
+		r = ra;
+	}
+	dispatch_count(g->c, r);
+	return r;
+}
+
+static const struct sshproto_ops glue_ops = { glue_list, glue_sign };
+
+static int
+glue_run(struct dispatch_ctx *c, struct agent_peer *peer, uint8_t type,
+    struct wbuf *req, struct wbuf *reply, char *why, size_t whylen)
+{
+	struct glue g;
+	int r;
+
+	memset(&g, 0, sizeof(g));
+	g.c = c;
+	g.peer = peer;
+	g.ks = dispatch_keystore(c);
+	g.why = why;
+	g.whylen = whylen;
+	r = sshproto_handle(&glue_ops, &g, type, req, reply);
+	/* the reply (answer or FAILURE) is decided: the request is done */
+	if (r == 0 && wbuf_consume(req, wbuf_len(req)) != 0)
+		r = TS_ERR_INTERNAL;
+	free(g.keys);
+	free(g.kk);
+	return r;
+}
+
+int
+sshproto_dispatch_identities(struct dispatch_ctx *c, struct agent_peer *peer,
+    struct wbuf *req, struct wbuf *reply, char *why, size_t whylen)
+{
+	return glue_run(
+	    c, peer, SSH_AGENTC_REQUEST_IDENTITIES, req, reply, why, whylen);
+}
+
+int
+sshproto_dispatch_sign(struct dispatch_ctx *c, struct agent_peer *peer,
+    struct wbuf *req, struct wbuf *reply, char *why, size_t whylen)
+{
+	return glue_run(
+	    c, peer, SSH_AGENTC_SIGN_REQUEST, req, reply, why, whylen);
 }

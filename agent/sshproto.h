@@ -125,4 +125,18 @@ enum sshproto_key_policy {
 int sshproto_key_allowed(
     enum sshproto_key_policy kp, int is_unix, uid_t peer_uid, uid_t agent_uid);
 
+/*
+ * The two rows of the agent's dispatch table (agent/dispatch.c): they bind
+ * sshproto_handle() to the keystore, the per-key ssh switch, the lock,
+ * confirmation and the audit log ("ssh signature" with the data's
+ * SHA-256).  Signatures as dispatch_fn; they always write a reply.
+ */
+struct dispatch_ctx;
+struct agent_peer;
+int sshproto_dispatch_identities(struct dispatch_ctx *c,
+    struct agent_peer *peer, struct wbuf *req, struct wbuf *reply, char *why,
+    size_t whylen);
+int sshproto_dispatch_sign(struct dispatch_ctx *c, struct agent_peer *peer,
+    struct wbuf *req, struct wbuf *reply, char *why, size_t whylen);
+
 #endif /* TS_AGENT_SSHPROTO_H */
