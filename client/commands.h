@@ -18,6 +18,10 @@
 
 int cmd_version(int argc, char **argv);
 int cmd_ssh_keys(int argc, char **argv);
+int cmd_agent_keys(int argc, char **argv);
+int cmd_public_key(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 int cmd_pkcs11(int argc, char **argv);
 
 #endif /* TS_CLIENT_COMMANDS_H */

@@ -18,6 +18,10 @@ struct cmd_entry {
 static const struct cmd_entry cmd_table[] = {
 	{ "version", cmd_version, "print the version" },
 	{ "ssh-keys", cmd_ssh_keys, "print keys as authorized_keys lines" },
+	{ "keys", cmd_agent_keys, "list the agent's keys" },
+	{ "public-key", cmd_public_key, "print a key's public key (PEM)" },
+	{ "agent", cmd_agent, "agent status, lock, unlock, sign" },
+	{ "audit", cmd_audit, "verify the agent's audit log chain" },
 	{ "pkcs11", cmd_pkcs11, "list tokens and keys, sign with a token" },
 };
 
