@@ -19,6 +19,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "client/agent_client.h"
 #include "client/commands.h"
 #include "common/err.h"
 #include "common/sshkey.h"
@@ -84,13 +85,53 @@ from_pem(const char *path, const char *comment)
 static int
 ssh_keys_from_agent(const char *key, const char *comment)
 {
-	/* XXX: wired to client/agent_client once the agent branch lands */
-	(void)key;
-	(void)comment;
-	fprintf(stderr,
-	    "tokensign: ssh-keys: reading the agent's keys is "
-	    "not built yet; use --pem FILE\n");
-	return TS_EXIT_AGENT;
+	struct agent_conn *c = NULL;
+	struct agent_keylist *l = NULL;
+	const struct agent_key *k;
+	size_t i, printed = 0;
+	int r, rc = TS_EXIT_OK;
+
+	if ((r = agent_connect(NULL, &c)) != 0)
+		return agent_perror(c, r, "ssh-keys: connect to the agent");
+	if ((r = agent_list_keys(c, &l)) != 0) {
+		rc = agent_perror(c, r, "ssh-keys: list keys");
+		goto out;
+	}
+	if (key != NULL) {
+		if ((r = agent_keylist_find(l, key, &k)) != 0) {
+			fprintf(stderr,
+			    "tokensign: ssh-keys: key \"%.200s\": %s\n", key,
+			    ts_err(r));
+			rc = TS_EXIT_TOKEN;
+			goto out;
+		}
+		if ((r = print_line(k->spki, k->spki_len,
+			 comment ? comment : k->label)) != 0) {
+			fprintf(stderr,
+			    "tokensign: ssh-keys: key %s (%s) is not usable "
+			    "with ssh (P-256, Ed25519, RSA >= 2048 only)\n",
+			    k->id, k->type);
+			rc = TS_EXIT_TOKEN;
+		}
+		goto out;
+	}
+	/* every key ssh can use; the others (P-384...) are skipped */
+	for (i = 0; i < l->n; i++) {
+		k = &l->keys[i];
+		if (print_line(k->spki, k->spki_len,
+			comment ? comment : k->label) == 0)
+			printed++;
+	}
+	if (printed == 0) {
+		fprintf(stderr,
+		    "tokensign: ssh-keys: the agent holds no key "
+		    "usable with ssh\n");
+		rc = TS_EXIT_TOKEN;
+	}
+out:
+	agent_keylist_free(l);
+	agent_close(c);
+	return rc;
 }
 
 int

@@ -87,13 +87,19 @@ static int
 fail(struct kms_call *c, int r, const char *fmt, ...)
 {
 	char what[MSG_MAX / 2];
+	const char *detail;
 	va_list ap;
 
 	va_start(ap, fmt);
 	(void)vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	(void)snprintf(c->err, sizeof(c->err), "tokensign: %.250s: %.200s",
-	    what, ts_err(r));
+	detail = c->be->last_error != NULL ? c->be->last_error(c->arg) : NULL;
+	if (detail != NULL && *detail != '\0')
+		(void)snprintf(c->err, sizeof(c->err),
+		    "tokensign: %.200s: %.250s", what, detail);
+	else
+		(void)snprintf(c->err, sizeof(c->err),
+		    "tokensign: %.250s: %.200s", what, ts_err(r));
 	return r;
 }
 

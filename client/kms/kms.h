@@ -57,6 +57,11 @@ struct kms_backend {
 	 */
 	int (*sign_digest)(void *arg, const char *ref, int hash,
 	    const uint8_t *digest, size_t len, uint8_t **sig, size_t *siglen);
+	/*
+	 * Optional (may be NULL): the agent's own text for the last refusal
+	 * (policy rule, lock), added to errorMessage; "" when none.
+	 */
+	const char *(*last_error)(void *arg);
 };
 
 /*

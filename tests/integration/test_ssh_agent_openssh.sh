@@ -32,6 +32,21 @@ grep -q " p256-b$" "$TS_TMP/agent-keys.pub" || ts_fail "second token key missing
 n=$(wc -l < "$TS_TMP/agent-keys.pub")
 [ "$n" -eq 6 ] || ts_fail "expected 6 ssh keys (no P-384), got $n"
 ts_pass "ssh-add -L lists the 6 ssh-capable token keys, P-384 left out"
+# tokensign ssh-keys (through agent_client) prints the same lines
+TOKENSIGN_AUTH_SOCK=$sock "$TS_CLIENT" ssh-keys | sort > "$TS_TMP/ts-keys.pub" ||
+    ts_fail "tokensign ssh-keys failed"
+sort "$TS_TMP/agent-keys.pub" | cmp -s - "$TS_TMP/ts-keys.pub" ||
+    ts_fail "tokensign ssh-keys differs from ssh-add -L: $(cat "$TS_TMP/ts-keys.pub")"
+ts_pass "tokensign ssh-keys == ssh-add -L"
+line=$(TOKENSIGN_AUTH_SOCK=$sock "$TS_CLIENT" ssh-keys --key ed25519)
+[ "$line" = "$(grep ' ed25519$' "$TS_TMP/agent-keys.pub")" ] ||
+    ts_fail "ssh-keys --key ed25519: $line"
+ts_expect_fail "ssh-keys --key p384 refused" 14 "not usable with ssh" \
+    env TOKENSIGN_AUTH_SOCK="$sock" "$TS_CLIENT" ssh-keys --key p384
+ts_expect_fail "ssh-keys --key unknown" 14 "nope" \
+    env TOKENSIGN_AUTH_SOCK="$sock" "$TS_CLIENT" ssh-keys --key nope
+ts_expect_fail "ssh-keys with no agent" 13 "." \
+    env TOKENSIGN_AUTH_SOCK="$TS_TMP/none.sock" "$TS_CLIENT" ssh-keys
 # ssh-add -l (fingerprints) agrees with ssh-keygen -l on the same lines
 ssh-add -l | awk '{print $2}' | sort > "$TS_TMP/fp-agent"
 ssh-keygen -l -f "$TS_TMP/agent-keys.pub" | awk '{print $2}' | sort > "$TS_TMP/fp-file"

@@ -141,7 +141,7 @@ be_digest(void *arg, const char *ref, int hash, const uint8_t *d, size_t len,
 	    d, len, sig, siglen);
 }
 
-static const struct kms_backend be = { be_key, be_payload, be_digest };
+static const struct kms_backend be = { be_key, be_payload, be_digest, NULL };
 
 static int
 setup(void **state)
