@@ -30,6 +30,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/payload.h"
+#include "common/proto.h"
 
 #define ALG_P256    "ecdsa-sha2-256-nistp256"
 #define ALG_ED25519 "ed25519"
@@ -176,7 +177,7 @@ kms_keyref_decode(const char *resource_id, char **ref)
 	if (strncmp(s, KMS_SCHEME, strlen(KMS_SCHEME)) == 0)
 		s += strlen(KMS_SCHEME);
 	n = strlen(s);
-	if (n == 0 || n > KMS_MAX_KEYREF)
+	if (n == 0 || n > TS_PROTO_MAX_KEYREF)
 		return TS_ERR_INVALID_ARG;
 	if ((d = malloc(n + 1)) == NULL)
 		return TS_ERR_ALLOC;
@@ -269,13 +270,13 @@ go_hash(int h, int *ts_hash)
 {
 	switch (h) {
 	case KMS_GO_SHA256:
-		*ts_hash = KMS_TS_HASH_SHA256;
+		*ts_hash = TS_HASH_SHA256;
 		return EVP_sha256();
 	case KMS_GO_SHA384:
-		*ts_hash = KMS_TS_HASH_SHA384;
+		*ts_hash = TS_HASH_SHA384;
 		return EVP_sha384();
 	case KMS_GO_SHA512:
-		*ts_hash = KMS_TS_HASH_SHA512;
+		*ts_hash = TS_HASH_SHA512;
 		return EVP_sha512();
 	default:
 		*ts_hash = 0;

@@ -31,11 +31,6 @@
 #define KMS_MAX_ARGS (64 * 1024)
 
 #define KMS_SCHEME "tokensign://"
-/* Same as TS_PROTO_MAX_KEYREF and TS_HASH_* in common/proto.h. */
-#define KMS_MAX_KEYREF	   8192
-#define KMS_TS_HASH_SHA256 1
-#define KMS_TS_HASH_SHA384 2
-#define KMS_TS_HASH_SHA512 3
 
 struct kms_backend {
 	/*
@@ -53,7 +48,7 @@ struct kms_backend {
 	int (*sign_payload)(void *arg, const char *ref, const uint8_t *payload,
 	    size_t len, uint8_t **sig, size_t *siglen);
 	/*
-	 * SIGN_DIGEST with hash KMS_TS_HASH_SHA256/384/512.  Same result convention.
+	 * SIGN_DIGEST with hash TS_HASH_SHA256/384/512 (common/proto.h).  Same result convention.
 	 */
 	int (*sign_digest)(void *arg, const char *ref, int hash,
 	    const uint8_t *digest, size_t len, uint8_t **sig, size_t *siglen);

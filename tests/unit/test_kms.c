@@ -24,6 +24,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/payload.h"
+#include "common/proto.h"
 
 static const char payload_text[] =
     "{\"critical\":{\"identity\":{\"docker-reference\":\"127.0.0.1:5000/"
@@ -135,9 +136,9 @@ be_digest(void *arg, const char *ref, int hash, const uint8_t *d, size_t len,
 		return TS_ERR_AGENT_LOCKED;
 	assert_non_null(k = find(ref));
 	return soft_sign(k->pk,
-	    hash == KMS_TS_HASH_SHA512	     ? EVP_sha512()
-		: hash == KMS_TS_HASH_SHA384 ? EVP_sha384()
-					     : EVP_sha256(),
+	    hash == TS_HASH_SHA512	 ? EVP_sha512()
+		: hash == TS_HASH_SHA384 ? EVP_sha384()
+					 : EVP_sha256(),
 	    d, len, sig, siglen);
 }
 
@@ -418,7 +419,7 @@ test_sign_message(void **state)
 	sig = sign("p256", d64, 5, NULL, 0, &siglen, &rc, &err);
 	assert_int_equal(rc, 0);
 	assert_int_equal(digest_calls, dc + 1);
-	assert_int_equal(last_hash, KMS_TS_HASH_SHA256);
+	assert_int_equal(last_hash, TS_HASH_SHA256);
 	assert_int_equal(verify_with(keys[0].pk, EVP_sha256(), payload_text,
 			     strlen(payload_text), sig, siglen),
 	    1);
@@ -444,7 +445,7 @@ test_sign_message(void **state)
 	/* a non-payload message is hashed here and sent as a digest */
 	sig = sign("rsa", NULL, 7, other, strlen(other), &siglen, &rc, &err);
 	assert_int_equal(rc, 0);
-	assert_int_equal(last_hash, KMS_TS_HASH_SHA512);
+	assert_int_equal(last_hash, TS_HASH_SHA512);
 	assert_int_equal(siglen, 256);
 	assert_int_equal(verify_with(keys[2].pk, EVP_sha512(), other,
 			     strlen(other), sig, siglen),
