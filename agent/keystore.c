@@ -39,6 +39,7 @@ struct ks_key {
 	struct p11_key *key;
 	size_t token; /* index into ks->tokens */
 	int confirm;
+	int ssh; /* enum sshproto_key_policy */
 	atomic_uint_fast64_t sigs;
 	atomic_uint_fast64_t errors;
 };
@@ -403,6 +404,18 @@ struct p11_key *
 ks_key_p11(const struct ks_key *k)
 {
 	return k->key;
+}
+
+int
+ks_key_ssh(const struct ks_key *k)
+{
+	return k->ssh;
+}
+
+void
+ks_key_set_ssh(struct ks_key *k, int mode)
+{
+	k->ssh = mode;
 }
 
 int

@@ -73,6 +73,9 @@ struct p11_key *ks_key_p11(const struct ks_key *k);
 /* Returns 1 when every use needs confirmation (config "confirm"). */
 int ks_key_confirm(const struct ks_key *k);
 void ks_key_set_confirm(struct ks_key *k, int on);
+/* Per-key ssh switch (enum sshproto_key_policy; 0 = default). */
+int ks_key_ssh(const struct ks_key *k);
+void ks_key_set_ssh(struct ks_key *k, int mode);
 /* Per-key counters (relaxed atomics). */
 uint64_t ks_key_signatures(const struct ks_key *k);
 uint64_t ks_key_errors(const struct ks_key *k);

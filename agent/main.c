@@ -26,6 +26,7 @@
 #include "agent/keystore.h"
 #include "agent/listen.h"
 #include "agent/loop.h"
+#include "agent/sshproto.h"
 #include "agent/policy.h"
 #include "agent/worker.h"
 #include "common/err.h"
@@ -152,8 +153,21 @@ apply_runtime(
 			    c->confirm[i], ts_err(r));
 			return TS_ERR_CONFIG;
 		}
-	for (i = 0; i < keystore_count(a->ks); i++)
+	for (i = 0; i < c->nssh; i++)
+		if ((r = keystore_lookup(
+			 a->ks, c->ssh[i], strlen(c->ssh[i]), &k)) != 0) {
+			snprintf(why, wl, "ssh \"%.100s\": %s", c->ssh[i],
+			    ts_err(r));
+			return TS_ERR_CONFIG;
+		}
+	for (i = 0; i < keystore_count(a->ks); i++) {
 		ks_key_set_confirm(keystore_get(a->ks, i), 0);
+		ks_key_set_ssh(keystore_get(a->ks, i), SSHPROTO_KEY_DEFAULT);
+	}
+	for (i = 0; i < c->nssh; i++)
+		if (keystore_lookup(a->ks, c->ssh[i], strlen(c->ssh[i]), &k) ==
+		    0)
+			ks_key_set_ssh(k, c->ssh_mode[i]);
 	for (i = 0; i < c->nconfirm; i++)
 		if (keystore_lookup(
 			a->ks, c->confirm[i], strlen(c->confirm[i]), &k) == 0)

@@ -280,8 +280,8 @@ glue_list(void *arg, const struct sshproto_key **keys, size_t *n)
 		for (i = 0; i < total; i++) {
 			k = keystore_get(g->ks, i);
 			pk = ks_key_p11(k);
-			/* XXX: per-key "ssh = on|off" needs a config field */
-			if (!sshproto_key_allowed(SSHPROTO_KEY_DEFAULT,
+			if (!sshproto_key_allowed(
+				(enum sshproto_key_policy)ks_key_ssh(k),
 				g->peer->transport == PEER_UNIX, g->peer->uid,
 				getuid()) ||
 			    !p11_key_present(pk))

@@ -197,4 +197,27 @@ ts_pass "signing works again after UNLOCK"
 # the agent is still serving our own protocol users
 kill -0 "$agent_pid" 2>/dev/null || ts_fail "agent died"
 ts_pass "agent still running"
+
+# --- per-key ssh switch: "ssh KEY off" in the agent's config -----------
+printf 'ssh ed25519 off\nssh p256 on\n' > "$TS_TMP/agent2.conf"
+sock2=$TS_TMP/agent2.sock
+"$TS_AGENT" -D -a "$sock2" --config "$TS_TMP/agent2.conf" --module "$TS_MODULE" \
+    --pin-source "$TS_PIN_FILE" --audit "$TS_TMP/audit2.log" > "$TS_TMP/agent2.out" 2>&1 &
+ts_bg_track $!
+ts_wait_for test -S "$sock2" || ts_fail "agent 2 did not start: $(cat "$TS_TMP/agent2.out")"
+SSH_AUTH_SOCK=$sock2 ssh-add -L > "$TS_TMP/agent2-keys.pub"
+grep -q ' ed25519$' "$TS_TMP/agent2-keys.pub" && ts_fail "ed25519 offered although ssh is off for it"
+grep -q ' p256$' "$TS_TMP/agent2-keys.pub" || ts_fail "p256 missing with ssh on"
+ts_pass "ssh off for ed25519: not listed"
+rm -f "$TS_TMP/data.txt.sig"
+ts_expect_fail "ssh off: sign refused" nonzero "agent refused|[Ff]ailed|Couldn't|No private key" \
+    env SSH_AUTH_SOCK="$sock2" ssh-keygen -Y sign -n git -f "$TS_TMP/ed25519.pub" "$TS_TMP/data.txt"
+# our own protocol still signs with it (cosign path unaffected)
+TOKENSIGN_AUTH_SOCK=$sock2 "$TS_CLIENT" keys 2>/dev/null | grep -q ed25519 ||
+    ts_fail "ed25519 vanished from tokensign keys"
+ts_pass "ssh switch leaves tokensign's own protocol alone"
+printf 'ssh no-such-key off\n' > "$TS_TMP/agent3.conf"
+ts_expect_fail "unknown key in ssh switch refused" nonzero "no-such-key" \
+    timeout 20 "$TS_AGENT" -D -a "$TS_TMP/agent3.sock" --config "$TS_TMP/agent3.conf" \
+    --module "$TS_MODULE" --pin-source "$TS_PIN_FILE"
 ts_done
