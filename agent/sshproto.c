@@ -6,6 +6,7 @@
  * here, not in the client, lets the same policy/confirm/PIN/audit path
  * see exactly what is signed and record its SHA-256.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,73 @@
 #include "common/sshkey.h"
 #include "common/wbuf.h"
 #include "pkcs11/key.h"
+
+struct blob_cache_entry {
+	uint8_t *spki;
+	size_t spki_len;
+	uint8_t *blob; /* NULL: ssh cannot use this key */
+	size_t blob_len;
+	int r;
+};
+
+static pthread_mutex_t blob_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct blob_cache_entry blob_cache[SSHPROTO_BLOB_CACHE];
+static size_t blob_cache_n;
+
+int
+sshproto_blob_cached(const uint8_t *spki, size_t spki_len, const uint8_t **blob,
+    size_t *blob_len)
+{
+	struct blob_cache_entry *e = NULL;
+	struct wbuf *b = NULL;
+	size_t i;
+	int r = TS_ERR_INTERNAL;
+
+	*blob = NULL;
+	*blob_len = 0;
+	pthread_mutex_lock(&blob_cache_mu);
+	for (i = 0; i < blob_cache_n; i++) {
+		if (blob_cache[i].spki_len == spki_len &&
+		    memcmp(blob_cache[i].spki, spki, spki_len) == 0) {
+			e = &blob_cache[i];
+			break;
+		}
+	}
+	if (e == NULL) {
+		if ((b = wbuf_new(SSHKEY_BLOB_MAX)) == NULL) {
+			r = TS_ERR_ALLOC;
+			goto out;
+		}
+		r = sshkey_blob_from_spki(spki, spki_len, b, NULL);
+		if (r == TS_ERR_ALLOC || blob_cache_n == SSHPROTO_BLOB_CACHE)
+			goto out; /* not remembered: the caller gets r */
+		e = &blob_cache[blob_cache_n];
+		memset(e, 0, sizeof(*e));
+		if ((e->spki = malloc(spki_len)) == NULL ||
+		    (r == 0 && (e->blob = malloc(wbuf_len(b))) == NULL)) {
+			free(e->spki);
+			e->spki = NULL;
+			r = TS_ERR_ALLOC;
+			goto out;
+		}
+		memcpy(e->spki, spki, spki_len);
+		e->spki_len = spki_len;
+		e->r = r;
+		if (r == 0) {
+			memcpy(e->blob, wbuf_ptr(b), wbuf_len(b));
+			e->blob_len = wbuf_len(b);
+		}
+		blob_cache_n++;
+	}
+	if ((r = e->r) == 0) {
+		*blob = e->blob;
+		*blob_len = e->blob_len;
+	}
+out:
+	pthread_mutex_unlock(&blob_cache_mu);
+	wbuf_free(b);
+	return r;
+}
 
 int
 sshproto_is_ssh_type(uint8_t type)
@@ -89,8 +157,12 @@ identities(const struct sshproto_ops *ops, void *arg, struct wbuf *body,
 		 * A key ssh cannot express (P-384, short RSA) is simply not
 		 * offered; it still serves cosign through our own messages.
 		 */
-		if (sshkey_blob_from_spki(
-			keys[i].spki, keys[i].spki_len, blob, NULL) != 0)
+		if (keys[i].blob != NULL) {
+			if ((r = wbuf_put(
+				 blob, keys[i].blob, keys[i].blob_len)) != 0)
+				goto out;
+		} else if (sshkey_blob_from_spki(
+			       keys[i].spki, keys[i].spki_len, blob, NULL) != 0)
 			continue;
 		if ((r = wbuf_put_stringb(reply, blob)) != 0 ||
 		    (r = wbuf_put_cstring(
@@ -155,8 +227,13 @@ sign_request(const struct sshproto_ops *ops, void *arg, struct wbuf *body,
 	if ((r = ops->list(arg, &keys, &n)) != 0)
 		goto out;
 	for (i = 0; i < n; i++) {
-		if (sshkey_blob_match(
-			kblob, kblen, keys[i].spki, keys[i].spki_len) == 0)
+		if (keys[i].blob != NULL) {
+			/* key blobs are public: a plain compare leaks nothing */
+			if (keys[i].blob_len == kblen &&
+			    memcmp(keys[i].blob, kblob, kblen) == 0)
+				break;
+		} else if (sshkey_blob_match(kblob, kblen, keys[i].spki,
+			       keys[i].spki_len) == 0)
 			break;
 	}
 	if (i == n) {
@@ -290,6 +367,11 @@ glue_list(void *arg, const struct sshproto_key **keys, size_t *n)
 			g->keys[g->n].spki =
 			    p11_key_spki_der(pk, &g->keys[g->n].spki_len);
 			g->keys[g->n].comment = ks_key_label(k);
+			/* keys ssh cannot use are left out here already */
+			if (sshproto_blob_cached(g->keys[g->n].spki,
+				g->keys[g->n].spki_len, &g->keys[g->n].blob,
+				&g->keys[g->n].blob_len) != 0)
+				continue;
 			g->n++;
 		}
 		g->listed = 1;
@@ -313,8 +395,11 @@ glue_sign(void *arg, const struct sshproto_sign *req, uint8_t **sig,
 	*sig = NULL;
 	*siglen = 0;
 	*modulus_len = (p11_key_bits(ks_key_p11(k)) + 7) / 8;
-	for (i = 0; i < 32; i++)
-		(void)snprintf(hex + 2 * i, 3, "%02x", req->data_sha256[i]);
+	for (i = 0; i < 32; i++) {
+		hex[2 * i] = "0123456789abcdef"[req->data_sha256[i] >> 4];
+		hex[2 * i + 1] = "0123456789abcdef"[req->data_sha256[i] & 15];
+	}
+	hex[64] = '\0';
 	memset(&rec, 0, sizeof(rec));
 	rec.event = "ssh signature";
 	rec.peer = g->peer;

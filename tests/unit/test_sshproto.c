@@ -394,6 +394,44 @@ test_unsupported_messages(void **state)
 }
 
 static void
+test_blob_cache(void **state)
+{
+	struct fixture *f = *state;
+	const uint8_t *b1, *b2;
+	size_t l1, l2;
+	struct wbuf *want;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		want = blob_of(f, i);
+		assert_int_equal(
+		    sshproto_blob_cached(f->spki[i], f->spki_len[i], &b1, &l1),
+		    0);
+		assert_int_equal(
+		    sshproto_blob_cached(f->spki[i], f->spki_len[i], &b2, &l2),
+		    0);
+		assert_ptr_equal(b1, b2); /* second call hits the cache */
+		assert_int_equal(l1, wbuf_len(want));
+		assert_memory_equal(b1, wbuf_ptr(want), l1);
+		/* handlers use the precomputed blobs when given */
+		f->keys[i].blob = b1;
+		f->keys[i].blob_len = l1;
+		wbuf_free(want);
+	}
+	/* a key ssh cannot use is remembered as such */
+	assert_int_equal(
+	    sshproto_blob_cached(f->spki[3], f->spki_len[3], &b1, &l1),
+	    TS_ERR_UNSUPPORTED);
+	assert_int_equal(
+	    sshproto_blob_cached(f->spki[3], f->spki_len[3], &b1, &l1),
+	    TS_ERR_UNSUPPORTED);
+	assert_null(b1);
+	/* the same checks as without the cache */
+	test_identities(state);
+	test_sign_each_type(state);
+}
+
+static void
 test_type_ranges_and_policy(void **state)
 {
 	(void)state;
@@ -429,6 +467,8 @@ main(void)
 		    test_sign_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_unsupported_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_blob_cache, setup, teardown),
 		cmocka_unit_test(test_type_ranges_and_policy),
 	};
 
