@@ -20,6 +20,7 @@
 
 #include "agent/audit.h"
 #include "agent/confirm.h"
+#define DISPATCH_INTERNAL
 #include "agent/dispatch.h"
 #include "agent/keystore.h"
 #include "agent/policy.h"
@@ -54,6 +55,7 @@ struct dispatch_ctx {
 	atomic_uint_fast64_t sigs;
 	atomic_uint_fast64_t errors;
 	atomic_uint connections;
+	int test_mode; /* no unlock delay, cheap KDF */
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -582,11 +584,12 @@ done:
 }
 
 static int
-lock_kdf(const uint8_t *pass, size_t len, const unsigned char *salt,
-    unsigned char *out)
+lock_kdf(struct dispatch_ctx *c, const uint8_t *pass, size_t len,
+    const unsigned char *salt, unsigned char *out)
 {
 	if (PKCS5_PBKDF2_HMAC((const char *)pass, (int)len, salt, LOCK_SALT_LEN,
-		LOCK_KDF_ROUNDS, EVP_sha256(), LOCK_HASH_LEN, out) != 1)
+		c->test_mode ? 1 : LOCK_KDF_ROUNDS, EVP_sha256(), LOCK_HASH_LEN,
+		out) != 1)
 		return ts_err_ossl("PBKDF2");
 	return 0;
 }
@@ -611,7 +614,7 @@ h_lock(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 	}
 	if (RAND_bytes(salt, sizeof(salt)) != 1)
 		return ts_err_ossl("RAND_bytes");
-	if ((r = lock_kdf(pass, len, salt, hash)) != 0)
+	if ((r = lock_kdf(c, pass, len, salt, hash)) != 0)
 		return r;
 	pthread_mutex_lock(&c->mu);
 	if (c->locked)
@@ -678,7 +681,7 @@ h_unlock(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 			return r;
 		return wbuf_put_u8(reply, TS_MSG_SUCCESS);
 	}
-	if ((r = lock_kdf(pass, len, salt, hash)) != 0)
+	if ((r = lock_kdf(c, pass, len, salt, hash)) != 0)
 		return r;
 	pthread_mutex_lock(&c->mu);
 	if (c->locked &&
@@ -701,6 +704,8 @@ h_unlock(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 		delay = LOCK_DELAY_BASE_MS << (fails > 7 ? 7 : fails - 1);
 		if (delay > LOCK_DELAY_MAX_MS)
 			delay = LOCK_DELAY_MAX_MS;
+		if (c->test_mode)
+			delay = 0;
 		ts.tv_sec = (time_t)(delay / 1000);
 		ts.tv_nsec = (long)(delay % 1000) * 1000000;
 		nanosleep(&ts, NULL);
@@ -859,6 +864,12 @@ dispatch_set_askpass(struct dispatch_ctx *c, const char *path)
 	free(c->askpass);
 	c->askpass = n;
 	pthread_mutex_unlock(&c->mu);
+}
+
+void
+dispatch_set_test_mode(struct dispatch_ctx *c, int on)
+{
+	c->test_mode = on;
 }
 
 void

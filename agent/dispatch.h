@@ -101,4 +101,12 @@ void dispatch_count(struct dispatch_ctx *c, int r);
 /* Returns the row for type, or NULL (exposed for tests and docs). */
 const struct dispatch_entry *dispatch_lookup(uint8_t type);
 
+#ifdef DISPATCH_INTERNAL
+/*
+ * Tests and the fuzzer only: no unlock delay and a 1-round passphrase KDF,
+ * so thousands of LOCK/UNLOCK inputs run fast.
+ */
+void dispatch_set_test_mode(struct dispatch_ctx *c, int on);
+#endif
+
 #endif /* TS_AGENT_DISPATCH_H */

@@ -278,6 +278,20 @@ pin_kind(enum config_pin k)
 				    : KS_PIN_NONE;
 }
 
+/*
+ * Wipes an environment variable's value in place (the initial environment
+ * block is what /proc/PID/environ shows) and removes it.
+ */
+static void
+scrub_env(const char *name)
+{
+	char *v = getenv(name);
+
+	if (v != NULL)
+		explicit_bzero(v, strlen(v));
+	unsetenv(name);
+}
+
 /* Loads modules, logs in, builds the key table. */
 static int
 open_tokens(struct agent *a)
@@ -335,12 +349,12 @@ open_tokens(struct agent *a)
 			return TS_ERR_P11_TOKEN_NOT_FOUND;
 		}
 	}
-	/* An env PIN must not reach askpass or other children. */
+	/* An env PIN must not reach children or /proc/PID/environ. */
 	if (c->pin_kind == CONFIG_PIN_ENV && c->pin_value != NULL)
-		unsetenv(c->pin_value);
+		scrub_env(c->pin_value);
 	for (t = 0; t < c->ntokens; t++)
 		if (c->tokens[t].pin_kind == CONFIG_PIN_ENV)
-			unsetenv(c->tokens[t].pin_value);
+			scrub_env(c->tokens[t].pin_value);
 	if ((r = keystore_load(a->ks)) != 0)
 		return r;
 	logit("%zu token(s), %zu key(s)", keystore_token_count(a->ks),
