@@ -1,19 +1,29 @@
 /*
  * fuzz_sshproto.c - ssh-agent frames (type byte + body) into
- * sshproto_handle() with one software P-256 key behind the ops.  The
+ * sshproto_handle() with one fixed software P-256 key behind the ops.  The
  * reply must be FAILURE, IDENTITIES_ANSWER or SIGN_RESPONSE, never
  * anything else, and nothing may leak or overrun.
  */
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "agent/sshproto.h"
 #include "common/wbuf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A fixed throw-away test key, so seeds can name it in SIGN_REQUEST. */
+static const char fuzz_key_pem[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgY1Lzo7b3S6CCJMdz\n"
+    "stcssp4gBCy73MzNB68hL/BG11uhRANCAATzPynH8iBXTCI6Vupr+BS+w+qsmazP\n"
+    "jE7Siyo4+UOdWvoFgRajenkInLJRs08p6TN5P3eK6HPvumwkaQfJx08K\n"
+    "-----END PRIVATE KEY-----\n";
 
 static EVP_PKEY *pk;
 static struct sshproto_key key;
@@ -56,11 +66,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int n;
 
 	if (pk == NULL) {
-		/* fixed key: keeps runs comparable */
-		if ((pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) ==
+		BIO *bio = BIO_new_mem_buf(fuzz_key_pem, -1);
+
+		if (bio == NULL ||
+		    (pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) ==
 			NULL ||
 		    (n = i2d_PUBKEY(pk, &der)) <= 0)
 			abort();
+		BIO_free(bio);
 		key.spki = der;
 		key.spki_len = (size_t)n;
 		key.comment = "fuzz";
