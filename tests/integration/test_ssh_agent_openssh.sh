@@ -216,6 +216,30 @@ ts_expect_fail "ssh off: sign refused" nonzero "agent refused|[Ff]ailed|Couldn't
 TOKENSIGN_AUTH_SOCK=$sock2 "$TS_CLIENT" keys 2>/dev/null | grep -q ed25519 ||
     ts_fail "ed25519 vanished from tokensign keys"
 ts_pass "ssh switch leaves tokensign's own protocol alone"
+# --- --confirm applies to ssh signatures too ---------------------------
+cat > "$TS_TMP/askpass" <<'SH'
+#!/bin/sh
+echo "$1" >> "$(dirname "$0")/prompts"
+[ -e "$(dirname "$0")/approve" ]
+SH
+chmod +x "$TS_TMP/askpass"
+sock4=$TS_TMP/agent4.sock
+TOKENSIGN_ASKPASS=$TS_TMP/askpass "$TS_AGENT" -D -a "$sock4" --module "$TS_MODULE" \
+    --pin-source "$TS_PIN_FILE" --confirm p256 --audit "$TS_TMP/audit4.log" \
+    > "$TS_TMP/agent4.out" 2>&1 &
+ts_bg_track $!
+ts_wait_for test -S "$sock4" || ts_fail "agent 4 did not start: $(cat "$TS_TMP/agent4.out")"
+rm -f "$TS_TMP/data.txt.sig"
+ts_expect_fail "ssh signature declined by askpass" nonzero "agent refused|[Ff]ailed|Couldn't" \
+    env SSH_AUTH_SOCK="$sock4" ssh-keygen -Y sign -n git -f "$TS_TMP/p256.pub" "$TS_TMP/data.txt"
+grep -q 'ssh signature' "$TS_TMP/prompts" || ts_fail "prompt: $(cat "$TS_TMP/prompts")"
+grep '"event":"ssh signature"' "$TS_TMP/audit4.log" | grep -q '"reason":"confirmation' ||
+    ts_fail "declined ssh signature not audited: $(cat "$TS_TMP/audit4.log")"
+touch "$TS_TMP/approve"
+rm -f "$TS_TMP/data.txt.sig"
+SSH_AUTH_SOCK=$sock4 ssh-keygen -Y sign -n git -f "$TS_TMP/p256.pub" "$TS_TMP/data.txt" \
+    2>/dev/null || ts_fail "approved ssh signature failed"
+ts_pass "--confirm: ssh signature declined, then approved; prompt and audit"
 printf 'ssh no-such-key off\n' > "$TS_TMP/agent3.conf"
 ts_expect_fail "unknown key in ssh switch refused" nonzero "no-such-key" \
     timeout 20 "$TS_AGENT" -D -a "$TS_TMP/agent3.sock" --config "$TS_TMP/agent3.conf" \
