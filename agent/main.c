@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -548,10 +549,11 @@ main(int argc, char **argv)
 				    "tokensign-agent: start-up "
 				    "failed (see syslog)\n");
 				unlink(sock_path);
-				return 1;
+				_exit(1);
 			}
 			print_env(sh, sock_path, (long)pid);
-			return 0;
+			/* The child owns everything now; skip our destructors. */
+			_exit(0);
 		}
 		close(pipefd[0]);
 		if (setsid() < 0)
@@ -628,6 +630,8 @@ main(int argc, char **argv)
 		}
 	} else if (sh >= 0)
 		print_env(sh, sock_path, (long)getpid());
+	/* Start-up (module load, key discovery) leaves freed heap behind. */
+	malloc_trim(0);
 	listen_sd_notify("READY=1");
 	logit("listening on %s",
 	    sock_path != NULL ? sock_path : "socket-activated fd");
