@@ -63,6 +63,46 @@ http_global_init(void)
 	return 0;
 }
 
+int
+http_opts_handle(struct http_opts *o, int opt, const char *arg)
+{
+	const char **n;
+
+	switch (opt) {
+	case HTTP_OPT_CA_FILE:
+		o->ca_file = arg;
+		return 1;
+	case HTTP_OPT_INSECURE:
+		o->insecure = 1;
+		return 1;
+	case HTTP_OPT_ALLOW_HTTP:
+		if (arg == NULL || arg[0] == '\0' || strchr(arg, '/') != NULL) {
+			error("--allow-http-registry wants HOST[:PORT], not "
+			      "'%.100s'",
+			    arg ? arg : "");
+			return TS_ERR_INVALID_ARG;
+		}
+		/* the array is ours; the strings are argv's */
+		n = realloc((void *)(uintptr_t)o->allow_http,
+		    (o->n_allow_http + 1) * sizeof(char *));
+		if (n == NULL)
+			return TS_ERR_ALLOC;
+		n[o->n_allow_http++] = arg;
+		o->allow_http = n;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+void
+http_opts_cleanup(struct http_opts *o)
+{
+	free((void *)(uintptr_t)o->allow_http);
+	o->allow_http = NULL;
+	o->n_allow_http = 0;
+}
+
 static void
 share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *u)
 {

@@ -61,6 +61,31 @@ struct http_req {
 	size_t max_body; /* cap for the reply body; 0: HTTP_MAX_ERROR */
 };
 
+/*
+ * Command-line options every registry command takes.  Put
+ * HTTP_LONGOPTS in a struct option table and pass each getopt_long result
+ * to http_opts_handle(), which returns 1 when it took the option, 0 when
+ * it is not one of these, or a negative error.  http_opts_cleanup() frees
+ * what http_opts_handle() allocated.
+ */
+#define HTTP_OPT_CA_FILE    0x1000
+#define HTTP_OPT_ALLOW_HTTP 0x1001
+#define HTTP_OPT_INSECURE   0x1002
+#define HTTP_LONGOPTS                                                 \
+	{ "ca-file", 1, NULL, HTTP_OPT_CA_FILE },                     \
+	    { "allow-http-registry", 1, NULL, HTTP_OPT_ALLOW_HTTP },  \
+	{                                                             \
+		"allow-insecure-registry", 0, NULL, HTTP_OPT_INSECURE \
+	}
+#define HTTP_OPTS_USAGE                                                  \
+	"  --ca-file FILE             trust these CAs instead of the "   \
+	"system's\n"                                                     \
+	"  --allow-http-registry HOST allow plain HTTP to HOST[:PORT]\n" \
+	"  --allow-insecure-registry  skip TLS certificate verification\n"
+int http_opts_handle(struct http_opts *o, int opt, const char *arg)
+    __attribute__((warn_unused_result));
+void http_opts_cleanup(struct http_opts *o);
+
 /* Global init (curl_global_init); call once from main or a test. */
 int http_global_init(void) __attribute__((warn_unused_result));
 
