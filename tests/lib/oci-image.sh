@@ -144,3 +144,51 @@ ts_manifest_get() {
 	curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json' \
 	    "http://$host/v2/$path/manifests/$tag"
 }
+
+# ts_sig_layers REF_HOST/REPO DIGEST: print "<payload digest> <sig b64>" per
+# simple-signing layer of the image's .sig manifest (formats.md 2.4).
+ts_sig_layers() {
+	local repo=$1 dg=$2 tag
+	tag="sha256-${dg#sha256:}.sig"
+	ts_manifest_get "$repo:$tag" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+assert m["mediaType"] == "application/vnd.oci.image.manifest.v1+json", m.get("mediaType")
+for l in m["layers"]:
+    if l["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json":
+        print(l["digest"], l["annotations"]["dev.cosignproject.cosign/signature"])'
+}
+
+# ts_blob_get HOST/REPO DIGEST OUT: fetch a blob to OUT.
+ts_blob_get() {
+	local host=${1%%/*} path=${1#*/}
+	curl -sf -o "$3" "http://$host/v2/$path/blobs/$2" || ts_fail "blob $2 missing"
+}
+
+# ts_check_sigs HOST/REPO DIGEST PUB.pem WANT_N [IDENTITY] [OPTIONAL_JSON]:
+# the .sig has WANT_N signatures; each payload is exactly cosign's bytes
+# for DIGEST (and IDENTITY, OPTIONAL_JSON, default null) and verifies with
+# PUB.pem under openssl (SHA-256; Ed25519 pure).
+ts_check_sigs() {
+	local repo=$1 dg=$2 pub=$3 want=$4 ident=${5:-$1} opt=${6:-null}
+	local n=0 pd sig expect
+	expect="{\"critical\":{\"identity\":{\"docker-reference\":\"$ident\"},\"image\":{\"docker-manifest-digest\":\"$dg\"},\"type\":\"cosign container image signature\"},\"optional\":$opt}"
+	while read -r pd sig; do
+		n=$((n + 1))
+		ts_blob_get "$repo" "$pd" "$TS_TMP/payload.$n"
+		[ "$(cat "$TS_TMP/payload.$n")" = "$expect" ] ||
+		    ts_fail "payload $n bytes differ from cosign's layout: $(cat "$TS_TMP/payload.$n") vs $expect"
+		[ "$(stat -c %s "$TS_TMP/payload.$n")" = "${#expect}" ] ||
+		    ts_fail "payload $n has extra bytes"
+		printf '%s' "$sig" | base64 -d >"$TS_TMP/sig.$n" || ts_fail "signature $n not base64"
+		if openssl pkey -pubin -in "$pub" -noout -text 2>/dev/null | grep -q ED25519; then
+			openssl pkeyutl -verify -pubin -inkey "$pub" -rawin \
+			    -in "$TS_TMP/payload.$n" -sigfile "$TS_TMP/sig.$n" >/dev/null ||
+			    ts_fail "signature $n does not verify (Ed25519)"
+		else
+			openssl dgst -sha256 -verify "$pub" -signature "$TS_TMP/sig.$n" \
+			    "$TS_TMP/payload.$n" >/dev/null || ts_fail "signature $n does not verify"
+		fi
+	done < <(ts_sig_layers "$repo" "$dg")
+	[ "$n" = "$want" ] || ts_fail "$repo@$dg: $n signatures, want $want"
+}

@@ -105,3 +105,43 @@ ts_registry_start_token() {
 
 # ts_registry_log NAME: print the registry's log (for failure messages).
 ts_registry_log() { local v="TS_REG_${1:-reg}_DIR"; cat "${!v}/log" >&2 || true; }
+
+# ts_regfault_start NAME UPSTREAM_ADDR: a fault-injecting proxy
+# (tests/lib/regfault.py) in front of a registry.  Sets TS_FAULT_<NAME>_ADDR,
+# TS_FAULT_<NAME>_RULES (write a JSON rule list there) and _LOG.
+ts_regfault_start() {
+	local name=$1 up=$2 dir="$TS_TMP/fault-$1" pid
+	mkdir -p "$dir"
+	echo '[]' >"$dir/rules.json"
+	: >"$dir/log"
+	python3 "$TS_SRC/tests/lib/regfault.py" "$dir/port" "$up" \
+	    "$dir/rules.json" "$dir/log" 2>"$dir/stderr" &
+	pid=$!
+	ts_bg_track "$pid"
+	TS_WAIT=10 ts_wait_for test -s "$dir/port" || ts_fail "fault proxy did not start"
+	printf -v "TS_FAULT_${name}_ADDR" '%s' "127.0.0.1:$(cat "$dir/port")"
+	printf -v "TS_FAULT_${name}_RULES" '%s' "$dir/rules.json"
+	printf -v "TS_FAULT_${name}_LOG" '%s' "$dir/log"
+}
+
+# ts_regtoken_start NAME USER PASS: a token service (tests/lib/regtoken.py)
+# and a docker-registry that trusts it.  Sets TS_REG_<NAME>_ADDR and
+# TS_TOKEN_<NAME>_LOG.
+ts_regtoken_start() {
+	local name=$1 user=$2 pass=$3 dir="$TS_TMP/token-$1" pid port
+	mkdir -p "$dir"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/key.pem" \
+	    -out "$dir/cert.pem" -days 2 -subj "/CN=ts-token-issuer" \
+	    >/dev/null 2>&1 || ts_fail "cannot make the token signing cert"
+	(umask 077; printf '%s:%s\n' "$user" "$pass" >"$dir/users")
+	: >"$dir/log"
+	python3 "$TS_SRC/tests/lib/regtoken.py" "$dir/port" "$dir/key.pem" \
+	    "$dir/cert.pem" ts-token-issuer ts-registry "$dir/users" \
+	    "$dir/log" 2>"$dir/stderr" &
+	pid=$!
+	ts_bg_track "$pid"
+	TS_WAIT=10 ts_wait_for test -s "$dir/port" || ts_fail "token service did not start"
+	port=$(cat "$dir/port")
+	printf -v "TS_TOKEN_${name}_LOG" '%s' "$dir/log"
+	ts_registry_start_token "$name" "http://127.0.0.1:$port/token" "$dir/cert.pem"
+}
