@@ -44,10 +44,11 @@ class H(http.server.BaseHTTPRequestHandler):
                     continue
                 if not re.search(r["path"], self.path):
                     continue
-                n = hits.get(i, 0)
+                key = json.dumps(r, sort_keys=True)
+                n = hits.get(key, 0)
                 if n >= r.get("times", 1):
                     continue
-                hits[i] = n + 1
+                hits[key] = n + 1
                 return r
         return None
 
