@@ -116,11 +116,14 @@ oci_do(struct oci *o, const char *repo, struct http_req *req,
 		}
 		if (r != 0)
 			goto out;
-		if (http_resp_status(resp) != 401 || tries == 1)
+		if (http_resp_status(resp) != 401)
 			break;
+		/* a second 401 makes the auth module say what was refused */
 		if ((r = regauth_challenge(
 			 o->auth, o->http, resp, repo, o->actions)) != 0)
 			goto out;
+		if (tries == 1)
+			break;
 		http_resp_free(resp);
 		resp = NULL;
 	}
