@@ -79,7 +79,12 @@ looks_like_param(const struct strparse *at)
 	if (strparse_span(&sp, strparse_is_tchar, WWWAUTH_MAX_NAME, &s) != 0)
 		return 0;
 	strparse_blanks(&sp);
-	return strparse_peek(&sp) == '=';
+	if (strparse_single(&sp, '=') != 0)
+		return 0;
+	/* "abc==" is token68 padding, not a parameter with value "=" */
+	strparse_blanks(&sp);
+	return strparse_peek(&sp) == '"' ||
+	    (strparse_peek(&sp) > 0 && strparse_is_tchar(strparse_peek(&sp)));
 }
 
 int
@@ -122,6 +127,9 @@ wwwauth_parse(const char *str, size_t len, struct wwwauth *wa)
 				return r;
 			while (strparse_single(&sp, '=') == 0)
 				;
+			strparse_blanks(&sp);
+			if (strparse_left(&sp) > 0 && strparse_peek(&sp) != ',')
+				return TS_ERR_PARSE;
 			continue;
 		}
 		/* #auth-param */
