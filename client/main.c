@@ -20,6 +20,7 @@ static const struct cmd_entry cmd_table[] = {
 	{ "sign", cmd_sign, "sign images in their registry" },
 	{ "triangulate", cmd_triangulate, "print an image's signature tag" },
 	{ "tree", cmd_tree, "list an image's signatures" },
+	{ "verify", cmd_verify, "verify cosign signatures with a public key" },
 };
 
 static void

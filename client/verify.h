@@ -51,21 +51,35 @@ void verify_key_free(struct verify_key *k);
 /* Returns a static description: "ecdsa-p256", "rsa", "ed25519", ... */
 const char *verify_key_type(const struct verify_key *k);
 
+/* How verify_policy.identity is matched. */
+enum verify_identity_mode {
+	/*
+	 * By repository only, like containers/image matchRepository: any tag
+	 * or digest in identity and in the signature is ignored, so cosign's
+	 * tagless identity and skopeo's "repo:tag" both match.  The default,
+	 * and what `tokensign verify IMAGE` uses with the image's reference.
+	 */
+	VERIFY_ID_REPOSITORY = 0,
+	/*
+	 * For an explicit --identity REF: when REF has a tag or digest the
+	 * signature must name exactly that (matchExact: a tagless cosign
+	 * identity then fails); without one, as VERIFY_ID_REPOSITORY.
+	 */
+	VERIFY_ID_AUTO = 1,
+};
+
 /* What a signature must say to be accepted. */
 struct verify_policy {
 	/* Required: the manifest digest being verified. */
 	const struct digest *digest;
 	/*
 	 * The identity to match docker-reference against, a docker reference
-	 * (normalised as docker does: "busybox" is
-	 * "docker.io/library/busybox", "index.docker.io" is "docker.io").
-	 * Without tag or digest it matches by repository, like
-	 * containers/image matchRepository: a cosign tagless identity and a
-	 * skopeo "repo:tag" identity both match.  With a tag it must match
-	 * exactly (matchExact).  NULL skips the identity check: callers must
-	 * not pass NULL unless the user explicitly asked for it.
+	 * normalised as docker does ("busybox" is "docker.io/library/busybox",
+	 * "index.docker.io" is "docker.io"); see identity_mode.  NULL skips
+	 * the identity check: pass NULL only when the user explicitly asked.
 	 */
 	const char *identity;
+	enum verify_identity_mode identity_mode;
 	/* Required optional[k] == v pairs. */
 	const struct payload_kv *annotations;
 	size_t n_annotations;
@@ -88,9 +102,12 @@ int verify_one_raw(const struct verify_key *k, const uint8_t *payload,
     size_t why_len) __attribute__((warn_unused_result));
 
 /*
- * Standard base64 (RFC 4648 with padding) decode, strict: no whitespace
- * except that a single trailing newline is tolerated, no URL-safe alphabet.
- * Returns 0 and a malloc'd buffer, TS_ERR_BASE64 or TS_ERR_TOO_LARGE.
+ * Standard base64 (RFC 4648 alphabet, padding required) decoded exactly as
+ * Go's base64.StdEncoding, which containers/image and cosign use: CR and LF
+ * anywhere are ignored (PEM-style wrapped signatures exist in the wild),
+ * any other byte outside the alphabet, a missing or misplaced '=', or a
+ * length that is not a multiple of 4 is TS_ERR_BASE64.  Decoded output over
+ * max_out is TS_ERR_TOO_LARGE.  Returns 0 and a malloc'd buffer.
  */
 int verify_base64_decode(const char *in, size_t in_len, size_t max_out,
     uint8_t **out, size_t *out_len) __attribute__((warn_unused_result));
@@ -138,13 +155,26 @@ int verify_report_exit_status(const struct verify_report *rep);
 void verify_report_print(
     const struct verify_report *rep, FILE *out, FILE *summary);
 
-#ifdef VERIFY_INTERNAL
 /*
- * Test-only: docker reference normalisation used for identity matching.
- * Returns 0 with malloc'd *name ("docker.io/library/busybox") and *tag /
- * *dig (NULL when absent), or TS_ERR_REF_INVALID.
+ * The whole tail of a verify command, shared by the offline paths and the
+ * remote `tokensign verify IMAGE` path: verifies c[0..n) under pol, adds
+ * skipped (non-sigstore) signatures to the summary, prints the verified
+ * payloads as JSON on out and the summary on summary.  Returns a TS_EXIT_*
+ * status: OK (at least one verified), NO_SIGNATURES, INVALID, or FAILURE
+ * when memory ran out.
  */
-int verify_ref_normalize(const char *ref, char **name, char **tag, char **dig);
-#endif
+int verify_and_report(const struct verify_key *k,
+    const struct verify_candidate *c, size_t n, const struct verify_policy *pol,
+    size_t skipped, FILE *out, FILE *summary);
+
+/*
+ * Docker reference normalisation used for identity matching (formats.md
+ * 6.4): "busybox" -> "docker.io/library/busybox", "index.docker.io" ->
+ * "docker.io"; path components lowercase per the distribution grammar.
+ * Returns 0 with malloc'd *name and *tag / *dig (NULL when absent; caller
+ * frees all three), or TS_ERR_REF_INVALID.
+ */
+int verify_ref_normalize(const char *ref, char **name, char **tag, char **dig)
+    __attribute__((warn_unused_result));
 
 #endif /* TS_CLIENT_VERIFY_H */
