@@ -89,7 +89,7 @@ ts_expect_fail "identity of another repository" 11 \
     "$R/demo/app:v1"
 ts_expect_fail "unsigned image" 10 "no signatures found" \
     "$T" verify --key "$TS_TMP/p256.pub" "$R/demo/unsigned:v1"
-ts_expect_fail "bad image reference" 2 "" \
+ts_expect_fail "bad image reference" 2 "repository name must be lowercase" \
     "$T" verify --key "$TS_TMP/p256.pub" "$R/Demo/App:v1"
 
 # sigedit MODE SRC_DIGEST DST_DIGEST REPO: rewrite .sig manifests in the
@@ -163,7 +163,7 @@ ts_image "$R/demo/docker:v1" docker1
 DD=$(ts_manifest_digest "$R/demo/docker:v1")
 sign p256 "$R/demo/docker@$DD"
 sigedit docker "$DD" "$DD" demo/docker
-ts_expect_fail "non-OCI .sig manifest" nonzero "not an OCI image manifest" \
+ts_expect_fail "non-OCI .sig manifest" 12 "not an OCI image manifest" \
     "$T" verify --key "$TS_TMP/p256.pub" "$R/demo/docker:v1"
 
 # --recursive: the index and every child must carry a valid signature
