@@ -223,7 +223,7 @@ read_capped(const char *path, size_t max, uint8_t **out, size_t *out_len)
 	uint8_t *buf = NULL;
 	size_t n = 0;
 	ssize_t got;
-	int fd, r = TS_ERR_SYSTEM;
+	int fd, saved, r = TS_ERR_SYSTEM;
 
 	*out = NULL;
 	*out_len = 0;
@@ -254,7 +254,9 @@ read_capped(const char *path, size_t max, uint8_t **out, size_t *out_len)
 	buf = NULL;
 	r = 0;
 out:
+	saved = errno; /* for report_read_error(): close() may change it */
 	close(fd);
+	errno = saved;
 	free(buf);
 	return r;
 }
