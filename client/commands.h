@@ -23,5 +23,9 @@ int cmd_public_key(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_pkcs11(int argc, char **argv);
+int cmd_sign(int argc, char **argv);
+int cmd_triangulate(int argc, char **argv);
+int cmd_tree(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 #endif /* TS_CLIENT_COMMANDS_H */

@@ -23,6 +23,10 @@ static const struct cmd_entry cmd_table[] = {
 	{ "agent", cmd_agent, "agent status, lock, unlock, sign" },
 	{ "audit", cmd_audit, "verify the agent's audit log chain" },
 	{ "pkcs11", cmd_pkcs11, "list tokens and keys, sign with a token" },
+	{ "sign", cmd_sign, "sign images in their registry" },
+	{ "triangulate", cmd_triangulate, "print an image's signature tag" },
+	{ "tree", cmd_tree, "list an image's signatures" },
+	{ "verify", cmd_verify, "verify cosign signatures with a public key" },
 };
 
 static void

@@ -25,7 +25,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#define VERIFY_INTERNAL
 #include "client/commands.h"
 #include "client/verify.h"
 #include "common/err.h"
@@ -432,8 +431,7 @@ check_signature(const struct verify_key *k, const uint8_t *payload,
 		return ok;
 	if (ok != 1) {
 		why_set(why, why_len,
-		    "signature does not verify over the payload with the %s "
-		    "key",
+		    "the %s key does not match it over the raw payload bytes",
 		    k->desc);
 		return TS_ERR_SIG_INVALID;
 	}
@@ -978,4 +976,23 @@ verify_report_print(const struct verify_report *rep, FILE *out, FILE *summary)
 		fprintf(summary, ", %zu non-sigstore (GPG) signature%s skipped",
 		    rep->n_skipped, rep->n_skipped == 1 ? "" : "s");
 	fputc('\n', summary);
+}
+
+int
+verify_and_report(const struct verify_key *k, const struct verify_candidate *c,
+    size_t n, const struct verify_policy *pol, size_t skipped, FILE *out,
+    FILE *summary)
+{
+	struct verify_report *rep = NULL;
+	int r, status;
+
+	if ((r = verify_candidates(k, c, n, pol, &rep)) != 0) {
+		error_fr(r, "verifying signatures");
+		return TS_EXIT_FAILURE;
+	}
+	verify_report_add_skipped(rep, skipped);
+	verify_report_print(rep, out, summary);
+	status = verify_report_exit_status(rep);
+	verify_report_free(rep);
+	return status;
 }

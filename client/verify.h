@@ -155,13 +155,26 @@ int verify_report_exit_status(const struct verify_report *rep);
 void verify_report_print(
     const struct verify_report *rep, FILE *out, FILE *summary);
 
-#ifdef VERIFY_INTERNAL
 /*
- * Test-only: docker reference normalisation used for identity matching.
- * Returns 0 with malloc'd *name ("docker.io/library/busybox") and *tag /
- * *dig (NULL when absent), or TS_ERR_REF_INVALID.
+ * The whole tail of a verify command, shared by the offline paths and the
+ * remote `tokensign verify IMAGE` path: verifies c[0..n) under pol, adds
+ * skipped (non-sigstore) signatures to the summary, prints the verified
+ * payloads as JSON on out and the summary on summary.  Returns a TS_EXIT_*
+ * status: OK (at least one verified), NO_SIGNATURES, INVALID, or FAILURE
+ * when memory ran out.
  */
-int verify_ref_normalize(const char *ref, char **name, char **tag, char **dig);
-#endif
+int verify_and_report(const struct verify_key *k,
+    const struct verify_candidate *c, size_t n, const struct verify_policy *pol,
+    size_t skipped, FILE *out, FILE *summary);
+
+/*
+ * Docker reference normalisation used for identity matching (formats.md
+ * 6.4): "busybox" -> "docker.io/library/busybox", "index.docker.io" ->
+ * "docker.io"; path components lowercase per the distribution grammar.
+ * Returns 0 with malloc'd *name and *tag / *dig (NULL when absent; caller
+ * frees all three), or TS_ERR_REF_INVALID.
+ */
+int verify_ref_normalize(const char *ref, char **name, char **tag, char **dig)
+    __attribute__((warn_unused_result));
 
 #endif /* TS_CLIENT_VERIFY_H */
