@@ -22,6 +22,7 @@
 #include "agent/sshproto.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/proto.h"
 #include "common/secmem.h"
 #include "common/sshkey.h"
 #include "common/wbuf.h"
@@ -327,6 +328,10 @@ sshproto_handle(const struct sshproto_ops *ops, void *arg, uint8_t type,
 }
 
 /* ---- binding to the agent (dispatch table rows) ------------------------ */
+
+/* The glue hands req->hash straight to keystore_sign_digest(). */
+_Static_assert(SSHPROTO_HASH_SHA256 == TS_HASH_SHA256, "hash numbers");
+_Static_assert(SSHPROTO_HASH_SHA512 == TS_HASH_SHA512, "hash numbers");
 
 struct glue {
 	struct dispatch_ctx *c;
