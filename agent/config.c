@@ -40,6 +40,8 @@ config_free(struct agent_config *c)
 	}
 	for (i = 0; i < c->nconfirm; i++)
 		free(c->confirm[i]);
+	for (i = 0; i < c->nkeys; i++)
+		free(c->keys[i]);
 	free(c->module_allow);
 	free(c->pin_value);
 	free(c->socket);
@@ -331,6 +333,14 @@ config_line(struct agent_config *c, const char *line, char *why, size_t whylen)
 			snprintf(why, whylen, "raw_digest is yes or no");
 			return TS_ERR_CONFIG;
 		}
+		return 0;
+	}
+	if (strcmp(w[0], "key") == 0) {
+		NEED(1);
+		LIST_ROOM(c->nkeys);
+		if ((c->keys[c->nkeys] = strdup(w[1])) == NULL)
+			return TS_ERR_ALLOC;
+		c->nkeys++;
 		return 0;
 	}
 	if (strcmp(w[0], "confirm") == 0) {
