@@ -43,6 +43,8 @@ config_free(struct agent_config *c)
 		free(c->confirm[i]);
 	for (i = 0; i < c->nssh; i++)
 		free(c->ssh[i]);
+	for (i = 0; i < c->nkeys; i++)
+		free(c->keys[i]);
 	free(c->module_allow);
 	free(c->pin_value);
 	free(c->socket);
@@ -350,6 +352,14 @@ config_line(struct agent_config *c, const char *line, char *why, size_t whylen)
 		if ((c->ssh[c->nssh] = strdup(w[1])) == NULL)
 			return TS_ERR_ALLOC;
 		c->nssh++;
+		return 0;
+	}
+	if (strcmp(w[0], "key") == 0) {
+		NEED(1);
+		LIST_ROOM(c->nkeys);
+		if ((c->keys[c->nkeys] = strdup(w[1])) == NULL)
+			return TS_ERR_ALLOC;
+		c->nkeys++;
 		return 0;
 	}
 	if (strcmp(w[0], "confirm") == 0) {

@@ -52,6 +52,8 @@ struct agent_config {
 	char *ssh[CONFIG_MAX_LIST]; /* "ssh KEY on|off" key references */
 	int ssh_mode[CONFIG_MAX_LIST]; /* SSHPROTO_KEY_ON / _OFF */
 	size_t nssh;
+	char *keys[CONFIG_MAX_LIST]; /* serve only these (empty: all) */
+	size_t nkeys;
 	long pin_timeout; /* seconds; -1 unset */
 	long max_conns, idle_timeout, frame_timeout, write_timeout, workers;
 };

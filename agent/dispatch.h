@@ -83,23 +83,30 @@ int dispatch_message(struct dispatch_ctx *c, struct agent_peer *peer,
 int dispatch_failure(struct wbuf *reply, int code, const char *message)
     __attribute__((warn_unused_result));
 
-/*
- * For the ssh-agent handlers in agent/sshproto.c (issue 7), which reach
- * the same keystore, lock, confirmation and counters as ours.
- */
-struct ks_key;
-/* Returns the keystore (borrowed). */
-struct keystore *dispatch_keystore(struct dispatch_ctx *c);
-/* Returns 1 when the agent is locked (LOCK), else 0. */
-int dispatch_is_locked(struct dispatch_ctx *c);
-/* Runs the confirmation for k if it needs one; 0 or TS_ERR_AGENT_CONFIRM. */
-int dispatch_confirm(struct dispatch_ctx *c, struct agent_peer *peer,
-    struct ks_key *k, const char *what, char *why, size_t whylen);
-/* Counts one signature (r == 0) or error for STATUS. */
-void dispatch_count(struct dispatch_ctx *c, int r);
-
 /* Returns the row for type, or NULL (exposed for tests and docs). */
 const struct dispatch_entry *dispatch_lookup(uint8_t type);
+
+/*
+ * Adds rows from another protocol module (issue 7: agent/sshproto.c adds
+ * the ssh-agent rows 11 and 13).  Call at start-up, before any request.
+ * A row whose type is already taken, or that lies in our range
+ * TS_MSG_FIRST..TS_MSG_LAST, is refused (TS_ERR_EXISTS /
+ * TS_ERR_INVALID_ARG).  The rows must outlive the process.
+ */
+int dispatch_register(const struct dispatch_entry *rows, size_t n)
+    __attribute__((warn_unused_result));
+
+/*
+ * For handlers in other files: the key table, whether the agent is
+ * locked, the confirmation step (0 or TS_ERR_AGENT_CONFIRM with the reason
+ * in why), and the signature counters (r: the request's result).
+ */
+struct keystore *dispatch_keystore(struct dispatch_ctx *c);
+int dispatch_is_locked(struct dispatch_ctx *c);
+struct ks_key;
+int dispatch_confirm(struct dispatch_ctx *c, struct agent_peer *peer,
+    struct ks_key *k, const char *what, char *why, size_t whylen);
+void dispatch_count(struct dispatch_ctx *c, int r);
 
 #ifdef DISPATCH_INTERNAL
 /*

@@ -63,13 +63,12 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: tokensign-agent [-D] [-d] [-a SOCKET] [-s | -c] "
 	    "[-t PIN_TIMEOUT]\n"
-	    "           --module PATH [--module-allow PATTERNS] [--token "
+	    "         --module PATH [--module-allow PATTERNS] [--token "
 	    "URI]...\n"
-	    "           [--pin-source FILE | --pin-env VAR] [--config FILE]\n"
-	    "           [--audit FILE] [--confirm KEY]... [--allow-uid "
-	    "USER]...\n"
-	    "           [--allow-group GROUP]... [--max-connections N] "
-	    "[--workers N]\n");
+	    "         [--pin-source FILE | --pin-env VAR] [--config FILE]\n"
+	    "         [--audit FILE] [--key KEY]... [--confirm KEY]...\n"
+	    "         [--allow-uid USER]... [--allow-group GROUP]...\n"
+	    "         [--max-connections N] [--workers N]\n");
 }
 
 static void
@@ -217,7 +216,7 @@ reload(struct agent *a)
 		return;
 	}
 	if (c.nmodules != a->cfg.nmodules || c.ntokens != a->cfg.ntokens ||
-	    !same_str(c.audit, a->cfg.audit) ||
+	    c.nkeys != a->cfg.nkeys || !same_str(c.audit, a->cfg.audit) ||
 	    !same_str(c.socket, a->cfg.socket))
 		logit("reload: module, token, audit and socket changes take "
 		      "effect after a restart");
@@ -358,6 +357,10 @@ open_tokens(struct agent *a)
 			scrub_env(c->tokens[t].pin_value);
 	if ((r = keystore_load(a->ks)) != 0)
 		return r;
+	if ((r = keystore_retain(a->ks, c->keys, c->nkeys, &t)) != 0) {
+		error_fr(r, "key \"%.200s\"", c->keys[t]);
+		return r;
+	}
 	logit("%zu token(s), %zu key(s)", keystore_token_count(a->ks),
 	    keystore_count(a->ks));
 	return 0;
@@ -400,6 +403,7 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'F' },
 		{ "audit", required_argument, NULL, 'A' },
 		{ "confirm", required_argument, NULL, 'C' },
+		{ "key", required_argument, NULL, 'K' },
 		{ "allow-uid", required_argument, NULL, 'U' },
 		{ "allow-group", required_argument, NULL, 'G' },
 		{ "max-connections", required_argument, NULL, 'N' },
@@ -478,6 +482,9 @@ main(int argc, char **argv)
 			break;
 		case 'C':
 			cli_add(&a, "confirm", optarg);
+			break;
+		case 'K':
+			cli_add(&a, "key", optarg);
 			break;
 		case 'U':
 			cli_add(&a, "allow_uid", optarg);
@@ -582,6 +589,8 @@ main(int argc, char **argv)
 	policy_unref(pol);
 	if (a.ctx == NULL)
 		fatal_f("out of memory");
+	if ((r = sshproto_register()) != 0) /* issue 7: ssh rows 11, 13 */
+		fatal_fr(r, "ssh-agent protocol rows");
 	if ((r = apply_runtime(&a, &a.cfg, why, sizeof(why))) != 0) {
 		error("%s", why);
 		goto out;

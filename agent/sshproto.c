@@ -475,6 +475,21 @@ sshproto_dispatch_identities(struct dispatch_ctx *c, struct agent_peer *peer,
 	    c, peer, SSH_AGENTC_REQUEST_IDENTITIES, req, reply, why, whylen);
 }
 
+static const struct dispatch_entry sshproto_rows[] = {
+	{ SSH_AGENTC_REQUEST_IDENTITIES, "SSH_REQUEST_IDENTITIES",
+	    sshproto_dispatch_identities,
+	    DISPATCH_F_NO_HELLO | DISPATCH_F_SSH },
+	{ SSH_AGENTC_SIGN_REQUEST, "SSH_SIGN_REQUEST", sshproto_dispatch_sign,
+	    DISPATCH_F_NO_HELLO | DISPATCH_F_SSH | DISPATCH_F_SIGN },
+};
+
+int
+sshproto_register(void)
+{
+	return dispatch_register(
+	    sshproto_rows, sizeof(sshproto_rows) / sizeof(sshproto_rows[0]));
+}
+
 int
 sshproto_dispatch_sign(struct dispatch_ctx *c, struct agent_peer *peer,
     struct wbuf *req, struct wbuf *reply, char *why, size_t whylen)

@@ -145,7 +145,14 @@ int sshproto_key_allowed(
     enum sshproto_key_policy kp, int is_unix, uid_t peer_uid, uid_t agent_uid);
 
 /*
- * The two rows of the agent's dispatch table (agent/dispatch.c): they bind
+ * Adds the two ssh-agent rows (11 REQUEST_IDENTITIES, 13 SIGN_REQUEST) to
+ * the agent's dispatch table with dispatch_register().  Call once at
+ * start-up, before serving.  Returns 0 or dispatch_register()'s error.
+ */
+int sshproto_register(void) __attribute__((warn_unused_result));
+
+/*
+ * The two rows' handlers (dispatch_fn); they bind
  * sshproto_handle() to the keystore, the per-key ssh switch, the lock,
  * confirmation and the audit log ("ssh signature" with the data's
  * SHA-256).  Signatures as dispatch_fn; they always write a reply.
