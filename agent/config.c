@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/config.h"
+#include "agent/sshproto.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -40,6 +41,10 @@ config_free(struct agent_config *c)
 	}
 	for (i = 0; i < c->nconfirm; i++)
 		free(c->confirm[i]);
+	for (i = 0; i < c->nssh; i++)
+		free(c->ssh[i]);
+	for (i = 0; i < c->nkeys; i++)
+		free(c->keys[i]);
 	free(c->module_allow);
 	free(c->pin_value);
 	free(c->socket);
@@ -331,6 +336,30 @@ config_line(struct agent_config *c, const char *line, char *why, size_t whylen)
 			snprintf(why, whylen, "raw_digest is yes or no");
 			return TS_ERR_CONFIG;
 		}
+		return 0;
+	}
+	if (strcmp(w[0], "ssh") == 0) { /* issue 7: per-key ssh switch */
+		NEED(2);
+		LIST_ROOM(c->nssh);
+		if (strcmp(w[2], "on") == 0)
+			c->ssh_mode[c->nssh] = SSHPROTO_KEY_ON;
+		else if (strcmp(w[2], "off") == 0)
+			c->ssh_mode[c->nssh] = SSHPROTO_KEY_OFF;
+		else {
+			snprintf(why, whylen, "ssh KEY on|off");
+			return TS_ERR_CONFIG;
+		}
+		if ((c->ssh[c->nssh] = strdup(w[1])) == NULL)
+			return TS_ERR_ALLOC;
+		c->nssh++;
+		return 0;
+	}
+	if (strcmp(w[0], "key") == 0) {
+		NEED(1);
+		LIST_ROOM(c->nkeys);
+		if ((c->keys[c->nkeys] = strdup(w[1])) == NULL)
+			return TS_ERR_ALLOC;
+		c->nkeys++;
 		return 0;
 	}
 	if (strcmp(w[0], "confirm") == 0) {

@@ -49,6 +49,11 @@ struct agent_config {
 	int raw_digest; /* -1 unset, 0 off, 1 on (lists apply) */
 	char *confirm[CONFIG_MAX_LIST]; /* key references */
 	size_t nconfirm;
+	char *ssh[CONFIG_MAX_LIST]; /* "ssh KEY on|off" key references */
+	int ssh_mode[CONFIG_MAX_LIST]; /* SSHPROTO_KEY_ON / _OFF */
+	size_t nssh;
+	char *keys[CONFIG_MAX_LIST]; /* serve only these (empty: all) */
+	size_t nkeys;
 	long pin_timeout; /* seconds; -1 unset */
 	long max_conns, idle_timeout, frame_timeout, write_timeout, workers;
 };

@@ -783,6 +783,12 @@ static const struct dispatch_entry dispatch_table[] = {
 	{ TS_MSG_STATUS, "STATUS", h_status, 0 },
 };
 
+#define DISPATCH_MAX_EXTRA 32
+
+/* Rows added by other protocol modules; written only before serving. */
+static const struct dispatch_entry *extra_rows[DISPATCH_MAX_EXTRA];
+static size_t nextra;
+
 const struct dispatch_entry *
 dispatch_lookup(uint8_t type)
 {
@@ -791,7 +797,58 @@ dispatch_lookup(uint8_t type)
 	for (i = 0; i < sizeof(dispatch_table) / sizeof(dispatch_table[0]); i++)
 		if (dispatch_table[i].type == type)
 			return &dispatch_table[i];
+	for (i = 0; i < nextra; i++)
+		if (extra_rows[i]->type == type)
+			return extra_rows[i];
 	return NULL;
+}
+
+int
+dispatch_register(const struct dispatch_entry *rows, size_t n)
+{
+	size_t i, j;
+
+	for (i = 0; i < n; i++) {
+		if (rows[i].fn == NULL || rows[i].name == NULL ||
+		    (rows[i].type >= TS_MSG_FIRST &&
+			rows[i].type <= TS_MSG_LAST))
+			return TS_ERR_INVALID_ARG;
+		if (dispatch_lookup(rows[i].type) != NULL)
+			return TS_ERR_EXISTS;
+		for (j = 0; j < i; j++)
+			if (rows[j].type == rows[i].type)
+				return TS_ERR_EXISTS;
+	}
+	if (n > DISPATCH_MAX_EXTRA - nextra)
+		return TS_ERR_TOO_LARGE;
+	for (i = 0; i < n; i++)
+		extra_rows[nextra++] = &rows[i];
+	return 0;
+}
+
+struct keystore *
+dispatch_keystore(struct dispatch_ctx *c)
+{
+	return c->ks;
+}
+
+int
+dispatch_is_locked(struct dispatch_ctx *c)
+{
+	return is_locked(c);
+}
+
+int
+dispatch_confirm(struct dispatch_ctx *c, struct agent_peer *peer,
+    struct ks_key *k, const char *what, char *why, size_t whylen)
+{
+	return maybe_confirm(c, peer, k, what, why, whylen);
+}
+
+void
+dispatch_count(struct dispatch_ctx *c, int r)
+{
+	count(c, r);
 }
 
 /* ---- context ---------------------------------------------------------- */

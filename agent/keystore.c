@@ -39,6 +39,7 @@ struct ks_key {
 	struct p11_key *key;
 	size_t token; /* index into ks->tokens */
 	int confirm;
+	int ssh; /* enum sshproto_key_policy */
 	atomic_uint_fast64_t sigs;
 	atomic_uint_fast64_t errors;
 };
@@ -249,6 +250,36 @@ out:
 	return r;
 }
 
+int
+keystore_retain(struct keystore *ks, char *const *refs, size_t n, size_t *badp)
+{
+	struct ks_key *k;
+	uint8_t *keep = NULL;
+	size_t i, j;
+	int r = 0;
+
+	*badp = 0;
+	if (n == 0)
+		return 0;
+	if ((keep = calloc(ks->nkeys + 1, 1)) == NULL)
+		return TS_ERR_ALLOC;
+	for (i = 0; i < n; i++) {
+		if ((r = keystore_lookup(ks, refs[i], strlen(refs[i]), &k)) !=
+		    0) {
+			*badp = i;
+			goto out;
+		}
+		keep[k - ks->keys] = 1;
+	}
+	for (i = j = 0; i < ks->nkeys; i++)
+		if (keep[i])
+			ks->keys[j++] = ks->keys[i];
+	ks->nkeys = j;
+out:
+	free(keep);
+	return r;
+}
+
 size_t
 keystore_count(const struct keystore *ks)
 {
@@ -403,6 +434,18 @@ struct p11_key *
 ks_key_p11(const struct ks_key *k)
 {
 	return k->key;
+}
+
+int
+ks_key_ssh(const struct ks_key *k)
+{
+	return k->ssh;
+}
+
+void
+ks_key_set_ssh(struct ks_key *k, int mode)
+{
+	k->ssh = mode;
 }
 
 int

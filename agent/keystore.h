@@ -46,6 +46,15 @@ int keystore_add_tokens(struct keystore *ks, struct p11_provider *prov,
 /* Builds the key table from every token added.  0 or TS_ERR_*. */
 int keystore_load(struct keystore *ks) __attribute__((warn_unused_result));
 
+/*
+ * Keeps only the keys named by refs[0..n) (each must match exactly one
+ * key; a key named twice is kept once).  Call after keystore_load(),
+ * before the keys are shared.  Returns 0, or the lookup error of the first
+ * bad reference with *badp set to its index.
+ */
+int keystore_retain(struct keystore *ks, char *const *refs, size_t n,
+    size_t *badp) __attribute__((warn_unused_result));
+
 /* Returns the number of keys / key i (borrowed, NULL when out of range). */
 size_t keystore_count(const struct keystore *ks);
 struct ks_key *keystore_get(const struct keystore *ks, size_t i);
@@ -73,6 +82,9 @@ struct p11_key *ks_key_p11(const struct ks_key *k);
 /* Returns 1 when every use needs confirmation (config "confirm"). */
 int ks_key_confirm(const struct ks_key *k);
 void ks_key_set_confirm(struct ks_key *k, int on);
+/* Per-key ssh switch (enum sshproto_key_policy; 0 = default). */
+int ks_key_ssh(const struct ks_key *k);
+void ks_key_set_ssh(struct ks_key *k, int mode);
 /* Per-key counters (relaxed atomics). */
 uint64_t ks_key_signatures(const struct ks_key *k);
 uint64_t ks_key_errors(const struct ks_key *k);

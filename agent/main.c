@@ -28,6 +28,7 @@
 #include "agent/listen.h"
 #include "agent/listen_tls.h"
 #include "agent/loop.h"
+#include "agent/sshproto.h"
 #include "agent/policy.h"
 #include "agent/policyrules.h"
 #include "agent/tls.h"
@@ -75,10 +76,9 @@ usage(FILE *f)
 	    "           --module PATH [--module-allow PATTERNS] [--token "
 	    "URI]...\n"
 	    "           [--pin-source FILE | --pin-env VAR] [--config FILE]\n"
-	    "           [--audit FILE] [--confirm KEY]... [--allow-uid "
-	    "USER]...\n"
-	    "           [--allow-group GROUP]... [--max-connections N] "
-	    "[--workers N]\n"
+	    "           [--audit FILE] [--key KEY]... [--confirm KEY]...\n"
+	    "           [--allow-uid USER]... [--allow-group GROUP]...\n"
+	    "           [--max-connections N] [--workers N]\n"
 	    "           [--policy FILE] [--listen tls://ADDR:PORT --tls-cert F "
 	    "--tls-key F\n"
 	    "            --client-ca F [--crl F] [--tls12]]\n");
@@ -166,8 +166,21 @@ apply_runtime(
 			    c->confirm[i], ts_err(r));
 			return TS_ERR_CONFIG;
 		}
-	for (i = 0; i < keystore_count(a->ks); i++)
+	for (i = 0; i < c->nssh; i++)
+		if ((r = keystore_lookup(
+			 a->ks, c->ssh[i], strlen(c->ssh[i]), &k)) != 0) {
+			snprintf(why, wl, "ssh \"%.100s\": %s", c->ssh[i],
+			    ts_err(r));
+			return TS_ERR_CONFIG;
+		}
+	for (i = 0; i < keystore_count(a->ks); i++) {
 		ks_key_set_confirm(keystore_get(a->ks, i), 0);
+		ks_key_set_ssh(keystore_get(a->ks, i), SSHPROTO_KEY_DEFAULT);
+	}
+	for (i = 0; i < c->nssh; i++)
+		if (keystore_lookup(a->ks, c->ssh[i], strlen(c->ssh[i]), &k) ==
+		    0)
+			ks_key_set_ssh(k, c->ssh_mode[i]);
 	for (i = 0; i < c->nconfirm; i++)
 		if (keystore_lookup(
 			a->ks, c->confirm[i], strlen(c->confirm[i]), &k) == 0)
@@ -238,7 +251,7 @@ reload(struct agent *a)
 		return;
 	}
 	if (c.nmodules != a->cfg.nmodules || c.ntokens != a->cfg.ntokens ||
-	    !same_str(c.audit, a->cfg.audit) ||
+	    c.nkeys != a->cfg.nkeys || !same_str(c.audit, a->cfg.audit) ||
 	    !same_str(c.socket, a->cfg.socket))
 		logit("reload: module, token, audit and socket changes take "
 		      "effect after a restart");
@@ -380,6 +393,10 @@ open_tokens(struct agent *a)
 			scrub_env(c->tokens[t].pin_value);
 	if ((r = keystore_load(a->ks)) != 0)
 		return r;
+	if ((r = keystore_retain(a->ks, c->keys, c->nkeys, &t)) != 0) {
+		error_fr(r, "key \"%.200s\"", c->keys[t]);
+		return r;
+	}
 	logit("%zu token(s), %zu key(s)", keystore_token_count(a->ks),
 	    keystore_count(a->ks));
 	return 0;
@@ -422,6 +439,7 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'F' },
 		{ "audit", required_argument, NULL, 'A' },
 		{ "confirm", required_argument, NULL, 'C' },
+		{ "key", required_argument, NULL, 'K' },
 		{ "allow-uid", required_argument, NULL, 'U' },
 		{ "allow-group", required_argument, NULL, 'G' },
 		{ "max-connections", required_argument, NULL, 'N' },
@@ -508,6 +526,9 @@ main(int argc, char **argv)
 			break;
 		case 'C':
 			cli_add(&a, "confirm", optarg);
+			break;
+		case 'K':
+			cli_add(&a, "key", optarg);
 			break;
 		case 'U':
 			cli_add(&a, "allow_uid", optarg);
@@ -661,6 +682,8 @@ main(int argc, char **argv)
 	policy_unref(pol);
 	if (a.ctx == NULL)
 		fatal_f("out of memory");
+	if ((r = sshproto_register()) != 0) /* issue 7: ssh rows 11, 13 */
+		fatal_fr(r, "ssh-agent protocol rows");
 	if ((r = apply_runtime(&a, &a.cfg, why, sizeof(why))) != 0) {
 		error("%s", why);
 		goto out;

@@ -488,7 +488,7 @@ out:
 }
 
 static int
-cmd_sign(struct p11cmd *c)
+p11cmd_sign(struct p11cmd *c)
 {
 	struct p11_key *key = NULL;
 	uint8_t digest[64], *msg = NULL, *sig = NULL;
@@ -699,7 +699,7 @@ cmd_pkcs11(int argc, char **argv)
 	else if (strcmp(sub, "pubkey") == 0)
 		rc = cmd_keys(&c, 1);
 	else
-		rc = cmd_sign(&c);
+		rc = p11cmd_sign(&c);
 out:
 	p11_uri_free(c.uri);
 	p11_provider_free(c.prov);

@@ -18,11 +18,15 @@ struct cmd_entry {
 
 static const struct cmd_entry cmd_table[] = {
 	{ "version", cmd_version, "print the version" },
+	{ "ssh-keys", cmd_ssh_keys, "print keys as authorized_keys lines" },
 	{ "keys", cmd_agent_keys, "list the agent's keys" },
 	{ "public-key", cmd_public_key, "print a key's public key (PEM)" },
 	{ "agent", cmd_agent, "agent status, lock, unlock, sign" },
 	{ "audit", cmd_audit, "verify the agent's audit log chain" },
 	{ "pkcs11", cmd_pkcs11, "list tokens and keys, sign with a token" },
+	{ "sign", cmd_sign, "sign images in their registry" },
+	{ "triangulate", cmd_triangulate, "print an image's signature tag" },
+	{ "tree", cmd_tree, "list an image's signatures" },
 	{ "verify", cmd_verify, "verify cosign signatures with a public key" },
 };
 

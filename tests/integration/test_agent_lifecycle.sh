@@ -72,6 +72,17 @@ ts_pass "SIGTERM: in-flight signature delivered, exit 0"
 ts_pass "socket removed on exit"
 grep -q 'exiting' agent.log || ts_fail "no exit log"
 
+# --key limits the keys served; a reference matching nothing is fatal.
+ts_agent_start --key p256
+out=$("$C" keys)
+[ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q ' p256 ' ||
+    ts_fail "--key p256 served: $out"
+ts_pass "--key limits the keys served"
+ts_agent_stop
+ts_expect_fail "--key naming no key refused at start" 1 'key "nosuch": key not found' \
+    "$TS_AGENT" -D -a "$TS_TMP/k.sock" --module "$TS_MODULE" \
+    --pin-source "$TS_PIN_FILE" --key nosuch
+
 # systemd socket activation + sd_notify READY=1.
 command -v systemd-socket-activate >/dev/null || { ts_done; exit 0; }
 python3 - "$TS_TMP/notify.sock" > notify.out <<'PY' &

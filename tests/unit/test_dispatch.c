@@ -307,6 +307,48 @@ test_table(void **state)
 	assert_int_equal(n, 8);
 }
 
+static int
+h_test_ssh(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
+    struct wbuf *reply, char *why, size_t whylen)
+{
+	(void)c;
+	(void)peer;
+	(void)why;
+	(void)whylen;
+	if (wbuf_len(req) != 0)
+		return TS_ERR_WIRE_TRAILING;
+	return wbuf_put_u8(reply, 12);
+}
+
+static const struct dispatch_entry test_rows[] = {
+	{ 11, "TEST_IDENTITIES", h_test_ssh,
+	    DISPATCH_F_NO_HELLO | DISPATCH_F_SSH },
+};
+static const struct dispatch_entry bad_rows[] = {
+	{ 101, "CLASH", h_test_ssh, 0 },
+	{ 11, "DUP", h_test_ssh, 0 },
+};
+
+static void
+test_register(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(
+	    dispatch_register(&bad_rows[0], 1), TS_ERR_INVALID_ARG);
+	assert_int_equal(dispatch_register(test_rows, 1), 0);
+	assert_int_equal(dispatch_register(&bad_rows[1], 1), TS_ERR_EXISTS);
+	/* No HELLO needed for an ssh row; its failures are bare type 5. */
+	assert_int_equal(wbuf_put_u8(f->req, 11), 0);
+	run(f);
+	assert_int_equal(f->type, 12);
+	assert_int_equal(wbuf_put_u8(f->req, 11), 0);
+	assert_int_equal(wbuf_put_u8(f->req, 0), 0);
+	run(f);
+	assert_int_equal(f->type, 5);
+	assert_int_equal(wbuf_len(f->body), 0);
+}
+
 static void
 test_failure_frame(void **state)
 {
@@ -416,6 +458,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_lock_unlock, setup, teardown),
 		cmocka_unit_test(test_table),
+		cmocka_unit_test_setup_teardown(test_register, setup, teardown),
 		cmocka_unit_test(test_failure_frame),
 		cmocka_unit_test(test_policy_peer),
 		cmocka_unit_test(test_config_lines),

@@ -1,0 +1,110 @@
+#!/bin/bash
+# Registry authentication with real servers: htpasswd Basic auth through
+# docker config.json ("auths"), a credential helper (credHelpers and
+# credsStore, protocol of formats.md 6.3) and the containers auth file;
+# Bearer tokens from a token service the test starts; and the refusals:
+# no credentials, wrong password, helper failure.
+. "$TS_SRC/tests/lib/common.sh"
+. "$TS_SRC/tests/lib/registry.sh"
+. "$TS_SRC/tests/lib/oci-image.sh"
+command -v skopeo >/dev/null || { echo "SKIP: no skopeo"; exit 77; }
+export TOKENSIGN_SETTLE_MS=50
+unset REGISTRY_AUTH_FILE DOCKER_CONFIG
+export XDG_RUNTIME_DIR=$TS_TMP/xdg HOME=$TS_TMP/home
+mkdir -p "$XDG_RUNTIME_DIR" "$HOME"
+
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TS_TMP/k" 2>/dev/null
+openssl pkey -in "$TS_TMP/k" -pubout -out "$TS_TMP/k.pub"
+K="file:$TS_TMP/k"
+PASS='p4ss:with:colons'
+
+# ---- Basic (htpasswd) ----
+ts_registry_start_auth basic alice "$PASS"
+B=$TS_REG_basic_ADDR
+push() { # IMG REF
+	ts_oci_image "$TS_TMP/$1" t "$1"
+	ts_skopeo copy -q --dest-tls-verify=false --dest-creds "alice:$PASS" \
+	    "oci:$TS_TMP/$1:t" "docker://$2" >/dev/null || ts_fail "push $2"
+}
+push b1 "$B/auth/app:v1"
+D=$(curl -sf -u "alice:$PASS" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "http://$B/v2/auth/app/manifests/v1" | sha256sum | sed 's/ .*//; s/^/sha256:/')
+
+ts_expect_fail "Basic registry without credentials" 12 "requires a login" \
+    "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D"
+
+mkdir -p "$TS_TMP/dc"
+auth=$(printf 'alice:%s' "$PASS" | base64 -w0)
+printf '{"auths":{"http://%s/v1/":{"auth":"%s"}}}' "$B" "$auth" >"$TS_TMP/dc/config.json"
+DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+    ts_fail "sign with config.json auths: $(cat "$TS_TMP/err")"
+ts_pass "Basic via DOCKER_CONFIG config.json auths (key reduced to host)"
+
+bad=$(printf 'alice:wrong' | base64 -w0)
+printf '{"auths":{"%s":{"auth":"%s"}}}' "$B" "$bad" >"$TS_TMP/dc/config.json"
+DOCKER_CONFIG=$TS_TMP/dc ts_expect_fail "wrong password" 12 "rejected the user name or password" \
+    "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D"
+printf '{"auths":{"%s":{"auth":"!!notbase64"}}}' "$B" >"$TS_TMP/dc/config.json"
+DOCKER_CONFIG=$TS_TMP/dc ts_expect_fail "corrupt auth field" 12 "not base64 of user:password" \
+    "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D"
+
+# credential helper: gets "get" in argv and the server URL on stdin only
+mkdir -p "$TS_TMP/bin"
+cat >"$TS_TMP/bin/docker-credential-tstest" <<HELPER
+#!/bin/bash
+[ "\$*" = get ] || { echo "bad argv: \$*"; exit 1; }
+read -r url
+echo "\$url" >>"$TS_TMP/helper.log"
+[ "\$url" = "$B" ] || { echo "credentials not found in native keychain"; exit 1; }
+printf '{"ServerURL":"%s","Username":"alice","Secret":"%s"}' "\$url" '$PASS'
+HELPER
+chmod +x "$TS_TMP/bin/docker-credential-tstest"
+printf '{"credHelpers":{"%s":"tstest"},"auths":{"%s":{"auth":"%s"}}}' "$B" "$B" "$bad" >"$TS_TMP/dc/config.json"
+PATH=$TS_TMP/bin:$PATH DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+    ts_fail "sign with credHelpers: $(cat "$TS_TMP/err")"
+[ "$(cat "$TS_TMP/helper.log")" = "$B" ] || ts_fail "helper got: $(cat "$TS_TMP/helper.log")"
+ts_pass "Basic via credHelpers (server URL on stdin, preferred over auths)"
+
+printf '{"credsStore":"tstest"}' >"$TS_TMP/dc/config.json"
+PATH=$TS_TMP/bin:$PATH DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+    ts_fail "sign with credsStore: $(cat "$TS_TMP/err")"
+ts_pass "Basic via credsStore"
+printf '{"credsStore":"nosuchhelper"}' >"$TS_TMP/dc/config.json"
+DOCKER_CONFIG=$TS_TMP/dc ts_expect_fail "missing helper" 12 "docker-credential-nosuchhelper not found" \
+    "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D"
+
+# containers auth file: the most specific key wins
+printf '{"auths":{"%s":{"auth":"%s"},"%s/auth/app":{"auth":"%s"}}}' "$B" "$bad" "$B" "$auth" >"$TS_TMP/auth.json"
+REGISTRY_AUTH_FILE=$TS_TMP/auth.json "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+    ts_fail "sign with REGISTRY_AUTH_FILE: $(cat "$TS_TMP/err")"
+mkdir -p "$XDG_RUNTIME_DIR/containers"
+cp "$TS_TMP/auth.json" "$XDG_RUNTIME_DIR/containers/auth.json"
+"$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+    ts_fail "sign with XDG_RUNTIME_DIR auth.json: $(cat "$TS_TMP/err")"
+rm "$XDG_RUNTIME_DIR/containers/auth.json"
+ts_pass "containers auth.json (REGISTRY_AUTH_FILE and XDG_RUNTIME_DIR), host/repo key wins"
+n=$(curl -sf -u "alice:$PASS" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "http://$B/v2/auth/app/manifests/sha256-${D#sha256:}.sig" |
+    python3 -c 'import json,sys; print(len(json.load(sys.stdin)["layers"]))')
+[ "$n" = 5 ] || ts_fail "want 5 signatures on the Basic registry, got $n"
+ts_pass "5 signatures stored through Basic auth"
+
+# ---- Bearer (token service) ----
+ts_regtoken_start tok bob 'b0b-secret'
+T=$TS_REG_tok_ADDR
+ts_oci_image "$TS_TMP/t1" t t1
+ts_skopeo copy -q --dest-tls-verify=false --dest-creds 'bob:b0b-secret' \
+    "oci:$TS_TMP/t1:t" "docker://$T/tok/app:v1" >/dev/null || ts_fail "push to token registry"
+ts_expect_fail "Bearer without credentials" 12 "refused anonymous access|bad or missing credentials" \
+    "$TS_CLIENT" sign --key "$K" "$T/tok/app:v1"
+printf '{"auths":{"%s":{"auth":"%s"}}}' "$T" "$(printf 'bob:b0b-secret' | base64 -w0)" >"$TS_TMP/dc/config.json"
+: >"$TS_TOKEN_tok_LOG"
+DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" "$T/tok/app:v1" 2>"$TS_TMP/err" ||
+    ts_fail "sign with Bearer: $(cat "$TS_TMP/err")"
+[ "$(grep -c 'auth=Basic' "$TS_TOKEN_tok_LOG")" = 1 ] ||
+    ts_fail "want one token request with Basic credentials: $(cat "$TS_TOKEN_tok_LOG")"
+ts_pass "Bearer token flow with credentials, token cached for the call"
+printf '{"auths":{"%s":{"auth":"%s"}}}' "$T" "$(printf 'bob:nope' | base64 -w0)" >"$TS_TMP/dc/config.json"
+DOCKER_CONFIG=$TS_TMP/dc ts_expect_fail "Bearer with a wrong password" 12 "token service .* refused" \
+    "$TS_CLIENT" sign --key "$K" "$T/tok/app:v1"
+ts_done

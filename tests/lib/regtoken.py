@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""A small registry token service (distribution token auth, formats.md 6.1)
+for tests: GET /token?service=S&scope=repository:NAME:pull,push with Basic
+credentials answers {"token": JWT, "access_token": JWT, "expires_in": 300}.
+JWTs are RS256, signed with `openssl dgst` (no third-party Python modules),
+with the certificate in the x5c header so docker-registry's rootcertbundle
+verifies them.  Anonymous requests are refused with 401.
+
+usage: regtoken.py PORTFILE KEY.pem CERT.pem ISSUER SERVICE USERS_FILE LOG
+USERS_FILE holds user:password lines.
+"""
+import base64
+import http.server
+import json
+import subprocess
+import sys
+import time
+import urllib.parse
+
+portfile, keyf, certf, issuer, service, usersf, logf = sys.argv[1:8]
+users = {}
+for line in open(usersf):
+    line = line.rstrip("\n")
+    if ":" in line:
+        u, p = line.split(":", 1)
+        users[u] = p
+
+der = subprocess.run(["openssl", "x509", "-in", certf, "-outform", "DER"],
+                     check=True, capture_output=True).stdout
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def jwt(sub, access):
+    now = int(time.time())
+    hdr = {"typ": "JWT", "alg": "RS256", "x5c": [base64.b64encode(der).decode()]}
+    claims = {"iss": issuer, "sub": sub, "aud": service, "exp": now + 300,
+              "nbf": now - 10, "iat": now, "jti": str(time.time_ns()),
+              "access": access}
+    si = b64url(json.dumps(hdr).encode()) + "." + b64url(json.dumps(claims).encode())
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", keyf],
+                         input=si.encode(), check=True, capture_output=True).stdout
+    return si + "." + b64url(sig)
+
+
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def reply(self, code, obj, extra=None):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        u = urllib.parse.urlparse(self.path)
+        q = urllib.parse.parse_qs(u.query)
+        auth = self.headers.get("Authorization", "")
+        with open(logf, "a") as f:
+            f.write("GET %s auth=%s\n" % (u.path, auth.split(" ")[0] if auth else "none"))
+        if u.path != "/token":
+            return self.reply(404, {"error": "not found"})
+        if q.get("service", [""])[0] != service:
+            return self.reply(400, {"error": "bad service"})
+        user = None
+        if auth.startswith("Basic "):
+            try:
+                up = base64.b64decode(auth[6:]).decode()
+                u_, p_ = up.split(":", 1)
+                if users.get(u_) == p_:
+                    user = u_
+            except Exception:
+                pass
+        if user is None:
+            return self.reply(401, {"errors": [{"code": "UNAUTHORIZED",
+                                                "message": "token service: bad or missing credentials"}]},
+                              {"WWW-Authenticate": 'Basic realm="token"'})
+        access = []
+        for s in q.get("scope", []):
+            for one in s.split(" "):
+                typ, rest = one.split(":", 1)
+                name, actions = rest.rsplit(":", 1)
+                access.append({"type": typ, "name": name, "actions": actions.split(",")})
+        tok = jwt(user, access)
+        self.reply(200, {"token": tok, "access_token": tok, "expires_in": 300})
+
+
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+with open(portfile + ".tmp", "w") as f:
+    f.write(str(srv.server_address[1]))
+import os
+os.rename(portfile + ".tmp", portfile)
+srv.serve_forever()
