@@ -21,5 +21,10 @@ int cmd_sign(int argc, char **argv);
 int cmd_triangulate(int argc, char **argv);
 int cmd_tree(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_agent_keys(int argc, char **argv);
+int cmd_public_key(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_pkcs11(int argc, char **argv);
 
 #endif /* TS_CLIENT_COMMANDS_H */

@@ -21,6 +21,11 @@ static const struct cmd_entry cmd_table[] = {
 	{ "triangulate", cmd_triangulate, "print an image's signature tag" },
 	{ "tree", cmd_tree, "list an image's signatures" },
 	{ "verify", cmd_verify, "verify cosign signatures with a public key" },
+	{ "keys", cmd_agent_keys, "list the agent's keys" },
+	{ "public-key", cmd_public_key, "print a key's public key (PEM)" },
+	{ "agent", cmd_agent, "agent status, lock, unlock, sign" },
+	{ "audit", cmd_audit, "verify the agent's audit log chain" },
+	{ "pkcs11", cmd_pkcs11, "list tokens and keys, sign with a token" },
 };
 
 static void

@@ -1,0 +1,108 @@
+/*
+ * keystore.h - the agent's key table: the tokens it opened, their login
+ * state and PIN sources, and the signing keys on them with a stable id.
+ *
+ * Key id: the first 8 bytes of SHA-256(SPKI DER) in lowercase hex
+ * (TS_PROTO_KEY_ID_LEN chars), so it survives restarts and slot changes.
+ * Lookup accepts the id, the label or a PKCS#11 URI; a reference matching
+ * two keys is an error, never a silent pick.
+ *
+ * Thread-safe: the key table is fixed after keystore_load(); login state
+ * changes under one mutex; signing goes through pkcs11/'s session pool, so
+ * many workers sign at once.
+ */
+#ifndef TS_AGENT_KEYSTORE_H
+#define TS_AGENT_KEYSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct keystore;
+struct ks_key;
+struct p11_provider;
+struct p11_key;
+
+enum ks_pin_kind {
+	KS_PIN_NONE = 0, /* protected authentication path, or no login */
+	KS_PIN_FILE, /* re-read on each login */
+	KS_PIN_ENV /* read once at start; cannot be re-read later */
+};
+
+/* Returns a new empty keystore (no tokens), or NULL on OOM. */
+struct keystore *keystore_new(void);
+/* Logs every token out and frees; providers are released.  NULL is fine. */
+void keystore_free(struct keystore *ks);
+
+/*
+ * Adds the present tokens of prov (the keystore takes the reference) that
+ * match token_uri (NULL: all), each logged in with the PIN from the
+ * source (kind, value: a file path or variable name).  Returns 0,
+ * TS_ERR_P11_TOKEN_NOT_FOUND when nothing matches, a login error
+ * (TS_ERR_P11_PIN_*), or TS_ERR_ALLOC.
+ */
+int keystore_add_tokens(struct keystore *ks, struct p11_provider *prov,
+    const char *token_uri, enum ks_pin_kind kind, const char *value)
+    __attribute__((warn_unused_result));
+/* Builds the key table from every token added.  0 or TS_ERR_*. */
+int keystore_load(struct keystore *ks) __attribute__((warn_unused_result));
+
+/* Returns the number of keys / key i (borrowed, NULL when out of range). */
+size_t keystore_count(const struct keystore *ks);
+struct ks_key *keystore_get(const struct keystore *ks, size_t i);
+/* Returns the number of tokens / facts about token i. */
+size_t keystore_token_count(const struct keystore *ks);
+const char *keystore_token_label(const struct keystore *ks, size_t i);
+const char *keystore_token_uri(const struct keystore *ks, size_t i);
+int keystore_token_present(const struct keystore *ks, size_t i);
+int keystore_token_logged_in(const struct keystore *ks, size_t i);
+
+/*
+ * Finds the one key named by ref[0..len): key id, label or PKCS#11 URI.
+ * Returns 0 and *kp (borrowed), TS_ERR_P11_KEY_NOT_FOUND,
+ * TS_ERR_P11_KEY_AMBIGUOUS or TS_ERR_P11_URI.
+ */
+int keystore_lookup(const struct keystore *ks, const char *ref, size_t len,
+    struct ks_key **kp) __attribute__((warn_unused_result));
+
+/* Key facts (borrowed, valid as long as the keystore). */
+const char *ks_key_id(const struct ks_key *k);
+const char *ks_key_label(const struct ks_key *k);
+const char *ks_key_fingerprint(const struct ks_key *k); /* "SHA256:..." */
+const char *ks_key_token_label(const struct ks_key *k);
+struct p11_key *ks_key_p11(const struct ks_key *k);
+/* Returns 1 when every use needs confirmation (config "confirm"). */
+int ks_key_confirm(const struct ks_key *k);
+void ks_key_set_confirm(struct ks_key *k, int on);
+/* Per-key counters (relaxed atomics). */
+uint64_t ks_key_signatures(const struct ks_key *k);
+uint64_t ks_key_errors(const struct ks_key *k);
+
+/*
+ * Sign through the token, logging in again first when the PIN timeout
+ * logged it out (re-reading a file PIN source).  Returns as
+ * p11_sign_digest(), or TS_ERR_AGENT_NEEDS_UNLOCK when the token is logged
+ * out and its PIN source cannot give the PIN again.  *sigp is malloc'd.
+ */
+int keystore_sign_digest(struct keystore *ks, struct ks_key *k, int hash,
+    const uint8_t *digest, size_t dlen, uint8_t **sigp, size_t *siglenp)
+    __attribute__((warn_unused_result));
+int keystore_sign_message(struct keystore *ks, struct ks_key *k,
+    const uint8_t *msg, size_t len, uint8_t **sigp, size_t *siglenp)
+    __attribute__((warn_unused_result));
+
+/* PIN timeout in seconds (0: never). */
+void keystore_set_pin_timeout(struct keystore *ks, unsigned secs);
+/* Logs out tokens logged in longer than the timeout; call periodically. */
+void keystore_expire(struct keystore *ks);
+/* Logs out every token now (shutdown). */
+void keystore_logout_all(struct keystore *ks);
+/* Returns 1 when some token is logged out and cannot log in by itself. */
+int keystore_needs_unlock(const struct keystore *ks);
+/*
+ * Logs the tokens that need it in with pin bytes supplied by a client
+ * (UNLOCK after "agent needs unlock").  Returns 0 or a login error.
+ */
+int keystore_unlock_with(struct keystore *ks, const void *pin, size_t len)
+    __attribute__((warn_unused_result));
+
+#endif /* TS_AGENT_KEYSTORE_H */

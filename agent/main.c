@@ -1,0 +1,639 @@
+/*
+ * main.c - tokensign-agent: options, start-up hardening, daemonizing,
+ * socket activation, signals and reload (style.md section 6).
+ *
+ * Start-up order matters: sanitise fds 0-2, no core dumps / not dumpable,
+ * closefrom (keeping socket-activated fds), create the socket (umask
+ * 0177, fresh 0700 dir), fork to the background, and only then load the
+ * PKCS#11 modules: PKCS#11 state does not survive a fork.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent/audit.h"
+#include "agent/config.h"
+#include "agent/conn.h"
+#include "agent/dispatch.h"
+#include "agent/keystore.h"
+#include "agent/listen.h"
+#include "agent/loop.h"
+#include "agent/policy.h"
+#include "agent/worker.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/secmem.h"
+#include "common/xmalloc.h"
+#include "pkcs11/provider.h"
+
+#define AGENT_STOP_GRACE_MS 5000
+#define AGENT_MAX_CLI	    128
+
+struct agent {
+	char *config_path;
+	char *cli[AGENT_MAX_CLI]; /* options as config lines, after the file */
+	size_t ncli;
+	struct agent_config cfg;
+	struct loop *loop;
+	struct keystore *ks;
+	struct audit *audit;
+	struct dispatch_ctx *ctx;
+	struct worker_pool *pool;
+	struct connmgr *conns;
+	struct listener *listener;
+	uint64_t stop_deadline;
+	int stopping;
+	int sigfd;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: tokensign-agent [-D] [-d] [-a SOCKET] [-s | -c] "
+	    "[-t PIN_TIMEOUT]\n"
+	    "           --module PATH [--module-allow PATTERNS] [--token "
+	    "URI]...\n"
+	    "           [--pin-source FILE | --pin-env VAR] [--config FILE]\n"
+	    "           [--audit FILE] [--confirm KEY]... [--allow-uid "
+	    "USER]...\n"
+	    "           [--allow-group GROUP]... [--max-connections N] "
+	    "[--workers N]\n");
+}
+
+static void
+cli_add(struct agent *a, const char *key, const char *value)
+{
+	if (strchr(value, '"') != NULL || strchr(value, '\n') != NULL) {
+		fprintf(stderr,
+		    "tokensign-agent: %s: value may not contain "
+		    "'\"' or a newline\n",
+		    key);
+		exit(2);
+	}
+	if (a->ncli >= AGENT_MAX_CLI) {
+		fprintf(stderr, "tokensign-agent: too many options\n");
+		exit(2);
+	}
+	a->cli[a->ncli++] = xasprintf("%s \"%s\"", key, value);
+}
+
+/* Builds a config: the file (if any), then the command line on top. */
+static int
+build_config(struct agent *a, struct agent_config *c, char *why, size_t wl)
+{
+	char lwhy[256];
+	size_t i;
+	int r;
+
+	config_init(c);
+	if (a->config_path != NULL &&
+	    (r = config_load(a->config_path, c, why, wl)) != 0)
+		goto fail;
+	for (i = 0; i < a->ncli; i++)
+		if ((r = config_line(c, a->cli[i], lwhy, sizeof(lwhy))) != 0) {
+			snprintf(why, wl, "command line: %s", lwhy);
+			goto fail;
+		}
+	return 0;
+fail:
+	config_free(c);
+	return r;
+}
+
+static struct policy *
+build_policy(const struct agent_config *c)
+{
+	struct policy *p;
+	size_t i;
+	int r = 0;
+
+	if ((p = policy_new(getuid())) == NULL)
+		fatal_f("out of memory");
+	for (i = 0; i < c->nallow_uids; i++)
+		r |= policy_allow_uid(p, c->allow_uids[i]);
+	for (i = 0; i < c->nallow_gids; i++)
+		r |= policy_allow_gid(p, c->allow_gids[i]);
+	for (i = 0; i < c->ndigest_uids; i++)
+		r |= policy_allow_digest_uid(p, c->digest_uids[i]);
+	if (c->raw_digest == 0)
+		policy_set_digest_enabled(p, 0);
+	if (r != 0)
+		fatal_f("policy lists overflow");
+	return p;
+}
+
+/* Applies the parts of a config that can change while running. */
+static int
+apply_runtime(
+    struct agent *a, const struct agent_config *c, char *why, size_t wl)
+{
+	struct conn_limits lim;
+	struct policy *pol;
+	struct ks_key *k;
+	const char *askpass;
+	size_t i;
+	int r;
+
+	/* Check the confirm references before changing anything. */
+	for (i = 0; i < c->nconfirm; i++)
+		if ((r = keystore_lookup(a->ks, c->confirm[i],
+			 strlen(c->confirm[i]), &k)) != 0) {
+			snprintf(why, wl, "confirm \"%.100s\": %s",
+			    c->confirm[i], ts_err(r));
+			return TS_ERR_CONFIG;
+		}
+	for (i = 0; i < keystore_count(a->ks); i++)
+		ks_key_set_confirm(keystore_get(a->ks, i), 0);
+	for (i = 0; i < c->nconfirm; i++)
+		if (keystore_lookup(
+			a->ks, c->confirm[i], strlen(c->confirm[i]), &k) == 0)
+			ks_key_set_confirm(k, 1);
+	pol = build_policy(c);
+	dispatch_set_policy(a->ctx, pol);
+	policy_unref(pol);
+	askpass = c->askpass != NULL ? c->askpass : getenv(TS_ENV_ASKPASS);
+	dispatch_set_askpass(a->ctx, askpass);
+	keystore_set_pin_timeout(
+	    a->ks, c->pin_timeout > 0 ? (unsigned)c->pin_timeout : 0);
+	memset(&lim, 0, sizeof(lim));
+	lim.max_conns = c->max_conns > 0 ? (unsigned)c->max_conns : 0;
+	lim.idle_ms =
+	    c->idle_timeout > 0 ? (unsigned)c->idle_timeout * 1000 : 0;
+	lim.frame_ms =
+	    c->frame_timeout > 0 ? (unsigned)c->frame_timeout * 1000 : 0;
+	lim.write_ms =
+	    c->write_timeout > 0 ? (unsigned)c->write_timeout * 1000 : 0;
+	if (a->conns != NULL)
+		connmgr_set_limits(a->conns, &lim);
+	return 0;
+}
+
+static int
+same_str(const char *x, const char *y)
+{
+	return (x == NULL && y == NULL) ||
+	    (x != NULL && y != NULL && strcmp(x, y) == 0);
+}
+
+static void
+reload(struct agent *a)
+{
+	struct agent_config c;
+	char why[512];
+	int r;
+
+	if ((r = build_config(a, &c, why, sizeof(why))) != 0) {
+		error("reload failed, keeping the old configuration: %s", why);
+		return;
+	}
+	if ((r = apply_runtime(a, &c, why, sizeof(why))) != 0) {
+		error("reload failed, keeping the old configuration: %s", why);
+		config_free(&c);
+		return;
+	}
+	if (c.nmodules != a->cfg.nmodules || c.ntokens != a->cfg.ntokens ||
+	    !same_str(c.audit, a->cfg.audit) ||
+	    !same_str(c.socket, a->cfg.socket))
+		logit("reload: module, token, audit and socket changes take "
+		      "effect after a restart");
+	config_free(&a->cfg);
+	a->cfg = c;
+	logit("configuration reloaded");
+}
+
+static void
+stop_check(struct loop *l, void *arg)
+{
+	struct agent *a = arg;
+
+	if ((connmgr_busy(a->conns) == 0 && connmgr_count(a->conns) == 0) ||
+	    loop_now_ms() > a->stop_deadline)
+		loop_stop(l);
+}
+
+static void
+on_signal(struct loop *l, int fd, int rev, void *arg)
+{
+	struct agent *a = arg;
+	struct signalfd_siginfo si;
+
+	(void)rev;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			logit("SIGHUP: reloading configuration");
+			reload(a);
+			continue;
+		}
+		if (a->stopping)
+			continue;
+		logit("signal %u: finishing in-flight requests and exiting",
+		    si.ssi_signo);
+		a->stopping = 1;
+		listener_stop(a->listener);
+		connmgr_shutdown(a->conns);
+		a->stop_deadline = loop_now_ms() + AGENT_STOP_GRACE_MS;
+		if (loop_add_timer(l, 20, 1, stop_check, a) < 0)
+			loop_stop(l);
+	}
+}
+
+static void
+expire_tick(struct loop *l, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)l;
+	keystore_expire(a->ks);
+}
+
+static enum ks_pin_kind
+pin_kind(enum config_pin k)
+{
+	return k == CONFIG_PIN_FILE ? KS_PIN_FILE
+	    : k == CONFIG_PIN_ENV   ? KS_PIN_ENV
+				    : KS_PIN_NONE;
+}
+
+/* Loads modules, logs in, builds the key table. */
+static int
+open_tokens(struct agent *a)
+{
+	const struct agent_config *c = &a->cfg;
+	struct p11_provider *prov;
+	enum ks_pin_kind kind;
+	const char *value;
+	size_t i, t;
+	int r, any;
+
+	if ((a->ks = keystore_new()) == NULL)
+		return TS_ERR_ALLOC;
+	for (i = 0; i < c->nmodules; i++) {
+		if ((r = p11_provider_open(
+			 c->modules[i], c->module_allow, &prov)) != 0) {
+			error_fr(r, "module %.200s", c->modules[i]);
+			return r;
+		}
+		if (c->ntokens == 0) {
+			r = keystore_add_tokens(a->ks, prov, NULL,
+			    pin_kind(c->pin_kind), c->pin_value);
+			if (r != 0) {
+				error_fr(
+				    r, "module %.200s: tokens", c->modules[i]);
+				return r;
+			}
+			continue;
+		}
+		/* Each token spec takes the module's reference in turn. */
+		for (any = 0, t = 0; t < c->ntokens; t++) {
+			kind =
+			    pin_kind(c->tokens[t].pin_kind != CONFIG_PIN_UNSET
+				    ? c->tokens[t].pin_kind
+				    : c->pin_kind);
+			value = c->tokens[t].pin_kind != CONFIG_PIN_UNSET
+			    ? c->tokens[t].pin_value
+			    : c->pin_value;
+			if (t > 0 &&
+			    (r = p11_provider_open(
+				 c->modules[i], c->module_allow, &prov)) != 0)
+				return r;
+			r = keystore_add_tokens(
+			    a->ks, prov, c->tokens[t].uri, kind, value);
+			if (r == TS_ERR_P11_TOKEN_NOT_FOUND)
+				continue;
+			if (r != 0) {
+				error_fr(r, "token %.200s", c->tokens[t].uri);
+				return r;
+			}
+			any = 1;
+		}
+		if (!any && c->nmodules == 1) {
+			error("no token matches the --token URIs");
+			return TS_ERR_P11_TOKEN_NOT_FOUND;
+		}
+	}
+	/* An env PIN must not reach askpass or other children. */
+	if (c->pin_kind == CONFIG_PIN_ENV && c->pin_value != NULL)
+		unsetenv(c->pin_value);
+	for (t = 0; t < c->ntokens; t++)
+		if (c->tokens[t].pin_kind == CONFIG_PIN_ENV)
+			unsetenv(c->tokens[t].pin_value);
+	if ((r = keystore_load(a->ks)) != 0)
+		return r;
+	logit("%zu token(s), %zu key(s)", keystore_token_count(a->ks),
+	    keystore_count(a->ks));
+	return 0;
+}
+
+static void
+print_env(int csh, const char *path, long pid)
+{
+	if (csh)
+		printf("setenv %s %s;\nsetenv %s %ld;\necho Agent pid %ld;\n",
+		    TS_ENV_AUTH_SOCK, path, TS_ENV_AGENT_PID, pid, pid);
+	else
+		printf("%s=%s; export %s;\n%s=%ld; export %s;\n"
+		       "echo Agent pid %ld;\n",
+		    TS_ENV_AUTH_SOCK, path, TS_ENV_AUTH_SOCK, TS_ENV_AGENT_PID,
+		    pid, TS_ENV_AGENT_PID, pid);
+	fflush(stdout);
+}
+
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "module", required_argument, NULL, 'M' },
+		{ "module-allow", required_argument, NULL, 'W' },
+		{ "token", required_argument, NULL, 'T' },
+		{ "pin-source", required_argument, NULL, 'P' },
+		{ "pin-env", required_argument, NULL, 'E' },
+		{ "config", required_argument, NULL, 'F' },
+		{ "audit", required_argument, NULL, 'A' },
+		{ "confirm", required_argument, NULL, 'C' },
+		{ "allow-uid", required_argument, NULL, 'U' },
+		{ "allow-group", required_argument, NULL, 'G' },
+		{ "max-connections", required_argument, NULL, 'N' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct agent a;
+	struct policy *pol;
+	sigset_t mask;
+	char why[512], *sock_path = NULL, *tmp, status = 1;
+	int ch, r, foreground = 0, debug = 0, sh = -1, sd_n, lfd = -1;
+	int pipefd[2] = { -1, -1 };
+	pid_t pid;
+
+	secmem_sanitise_stdfd();
+	ts_log_init("tokensign-agent", TS_LOG_INFO, 0);
+	if (secmem_harden_process() != 0)
+		fatal_f("cannot disable core dumps");
+	memset(&a, 0, sizeof(a));
+	a.sigfd = -1;
+	config_init(&a.cfg);
+	while (
+	    (ch = getopt_long(argc, argv, "Dda:sct:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'D':
+			foreground = 1;
+			break;
+		case 'd':
+			foreground = debug = 1;
+			break;
+		case 'a':
+			cli_add(&a, "socket", optarg);
+			break;
+		case 's':
+			sh = 0;
+			break;
+		case 'c':
+			sh = 1;
+			break;
+		case 't':
+			if (config_parse_duration(optarg) < 0) {
+				fprintf(stderr,
+				    "tokensign-agent: bad "
+				    "PIN timeout \"%.32s\"\n",
+				    optarg);
+				return 2;
+			}
+			cli_add(&a, "pin_timeout", optarg);
+			break;
+		case 'M':
+			cli_add(&a, "module", optarg);
+			break;
+		case 'W':
+			cli_add(&a, "module_allow", optarg);
+			break;
+		case 'T':
+			cli_add(&a, "token", optarg);
+			break;
+		case 'P':
+			tmp = xasprintf("file:%s", optarg);
+			cli_add(&a, "pin_source", tmp);
+			free(tmp);
+			break;
+		case 'E':
+			tmp = xasprintf("env:%s", optarg);
+			cli_add(&a, "pin_source", tmp);
+			free(tmp);
+			break;
+		case 'F':
+			free(a.config_path);
+			a.config_path = xstrdup(optarg);
+			break;
+		case 'A':
+			cli_add(&a, "audit", optarg);
+			break;
+		case 'C':
+			cli_add(&a, "confirm", optarg);
+			break;
+		case 'U':
+			cli_add(&a, "allow_uid", optarg);
+			break;
+		case 'G':
+			cli_add(&a, "allow_group", optarg);
+			break;
+		case 'N':
+			cli_add(&a, "max_connections", optarg);
+			break;
+		case 'w':
+			cli_add(&a, "workers", optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (debug)
+		ts_log_set_level(TS_LOG_DEBUG);
+	if (build_config(&a, &a.cfg, why, sizeof(why)) != 0) {
+		fprintf(stderr, "tokensign-agent: %s\n", why);
+		return 2;
+	}
+	if (a.cfg.nmodules == 0) {
+		fprintf(stderr,
+		    "tokensign-agent: no PKCS#11 module: use "
+		    "--module PATH or \"module\" in --config\n");
+		return 2;
+	}
+	if (sh < 0) {
+		tmp = getenv("SHELL");
+		sh = tmp != NULL && strlen(tmp) >= 3 &&
+		    strcmp(tmp + strlen(tmp) - 3, "csh") == 0;
+	}
+
+	/* Socket activation: keep fds 3.. that systemd passed, close others. */
+	if ((sd_n = listen_systemd_fds(&lfd)) < 0)
+		return 1;
+	closefrom(sd_n > 0 ? 3 + sd_n : 3);
+	raise_nofile();
+	if (sd_n > 0) {
+		foreground = 1;
+		sh = -1;
+	} else if ((r = listen_unix_create(a.cfg.socket, &lfd, &sock_path)) !=
+	    0) {
+		fprintf(stderr, "tokensign-agent: cannot create socket: %s\n",
+		    ts_err(r));
+		return 1;
+	}
+
+	/* Fork before any PKCS#11 call (style.md section 6). */
+	if (!foreground) {
+		if (pipe2(pipefd, O_CLOEXEC) != 0)
+			fatal_f("pipe: %s", strerror(errno));
+		if ((pid = fork()) < 0)
+			fatal_f("fork: %s", strerror(errno));
+		if (pid != 0) {
+			close(pipefd[1]);
+			if (read(pipefd[0], &status, 1) != 1 || status != 0) {
+				fprintf(stderr,
+				    "tokensign-agent: start-up "
+				    "failed (see syslog)\n");
+				unlink(sock_path);
+				return 1;
+			}
+			print_env(sh, sock_path, (long)pid);
+			return 0;
+		}
+		close(pipefd[0]);
+		if (setsid() < 0)
+			fatal_f("setsid: %s", strerror(errno));
+		if (chdir("/") != 0)
+			fatal_f("chdir /: %s", strerror(errno));
+		ts_log_init("tokensign-agent", TS_LOG_INFO, 1);
+	}
+
+	/* Signals go through a signalfd; block them before threads start. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0 ||
+	    (a.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+		fatal_f("signalfd: %s", strerror(errno));
+
+	if ((r = open_tokens(&a)) != 0)
+		goto out;
+	if (a.cfg.audit != NULL && (r = audit_open(a.cfg.audit, &a.audit)) != 0)
+		goto out;
+	pol = build_policy(&a.cfg);
+	a.ctx = dispatch_ctx_new(a.ks, pol, a.audit);
+	policy_unref(pol);
+	if (a.ctx == NULL)
+		fatal_f("out of memory");
+	if ((r = apply_runtime(&a, &a.cfg, why, sizeof(why))) != 0) {
+		error("%s", why);
+		goto out;
+	}
+	if ((r = workers_new(
+		 a.cfg.workers > 0 ? (unsigned)a.cfg.workers : WORKERS_DEFAULT,
+		 a.ctx, &a.pool)) != 0)
+		goto out;
+	if ((a.loop = loop_new()) == NULL)
+		fatal_f("out of memory");
+	{
+		struct conn_limits lim = { 0, 0, 0, 0 };
+
+		if ((a.conns = connmgr_new(a.loop, a.ctx, a.pool, &lim)) ==
+		    NULL)
+			fatal_f("out of memory");
+	}
+	if ((r = apply_runtime(&a, &a.cfg, why, sizeof(why))) != 0)
+		goto out;
+	if ((a.listener = listener_unix_new(a.loop, a.conns, a.ctx, lfd,
+		 sock_path, sock_path != NULL && a.cfg.socket == NULL)) == NULL)
+		fatal_f("out of memory");
+	lfd = -1;
+	if (loop_add_fd(a.loop, a.sigfd, LOOP_READ, on_signal, &a) != 0 ||
+	    loop_add_timer(a.loop, 1000, 1, expire_tick, &a) < 0)
+		fatal_f("loop setup");
+
+	/* Ready. */
+	if (!foreground) {
+		status = 0;
+		if (write(pipefd[1], &status, 1) != 1)
+			error_f("cannot report start-up to parent");
+		close(pipefd[1]);
+		pipefd[1] = -1;
+		secmem_sanitise_stdfd();
+		{
+			int nfd = open("/dev/null", O_RDWR);
+
+			if (nfd >= 0) {
+				dup2(nfd, 0);
+				dup2(nfd, 1);
+				dup2(nfd, 2);
+				if (nfd > 2)
+					close(nfd);
+			}
+		}
+	} else if (sh >= 0)
+		print_env(sh, sock_path, (long)getpid());
+	listen_sd_notify("READY=1");
+	logit("listening on %s",
+	    sock_path != NULL ? sock_path : "socket-activated fd");
+	r = loop_run(a.loop);
+	listen_sd_notify("STOPPING=1");
+out:
+	if (pipefd[1] >= 0) {
+		status = 1;
+		if (write(pipefd[1], &status, 1) != 1)
+			debug_f("parent gone");
+		close(pipefd[1]);
+	}
+	listener_free(a.listener);
+	if (a.listener == NULL && lfd >= 0) {
+		close(lfd);
+		if (sock_path != NULL)
+			unlink(sock_path);
+	}
+	workers_free(a.pool);
+	connmgr_free(a.conns);
+	dispatch_ctx_free(a.ctx);
+	keystore_free(a.ks); /* logs out */
+	audit_close(a.audit);
+	loop_free(a.loop);
+	if (a.sigfd >= 0)
+		close(a.sigfd);
+	config_free(&a.cfg);
+	for (size_t i = 0; i < a.ncli; i++)
+		free(a.cli[i]);
+	free(a.config_path);
+	free(sock_path);
+	if (r != 0)
+		error_fr(r, "exiting");
+	else
+		logit("exiting");
+	return r == 0 ? 0 : 1;
+}

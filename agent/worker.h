@@ -1,0 +1,52 @@
+/*
+ * worker.h - the pool of threads that run dispatch_message(), so a slow
+ * token operation (or a confirmation prompt) never blocks the event loop.
+ *
+ * The loop submits a job (one complete request from one connection) and
+ * watches workers_fd(); when it is readable, workers_take_done() returns
+ * the finished jobs with their replies.  A job's peer and connection are
+ * owned by the loop and left untouched by it while the job runs.
+ */
+#ifndef TS_AGENT_WORKER_H
+#define TS_AGENT_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WORKERS_DEFAULT 4
+#define WORKERS_MAX	64
+
+struct agent_peer;
+struct dispatch_ctx;
+struct wbuf;
+struct worker_pool;
+
+struct job {
+	void *owner; /* the connection, opaque here */
+	uint8_t *msg; /* type byte + body, malloc'd; freed by the worker */
+	size_t len;
+	struct agent_peer *peer; /* the owner's, borrowed */
+	struct wbuf *reply; /* framed reply, filled by the worker */
+	int r; /* dispatch_message() result */
+	struct job *next;
+};
+
+/*
+ * Starts n threads dispatching into ctx.  Returns 0 and *poolp, or
+ * TS_ERR_SYSTEM / TS_ERR_ALLOC.  Call with the signals the loop handles
+ * blocked, so the threads inherit the mask.
+ */
+int workers_new(unsigned n, struct dispatch_ctx *ctx,
+    struct worker_pool **poolp) __attribute__((warn_unused_result));
+/* Finishes queued jobs, joins the threads, frees; NULL is fine. */
+void workers_free(struct worker_pool *pool);
+/* Returns the fd to watch for finished jobs. */
+int workers_fd(const struct worker_pool *pool);
+/* Queues j (the pool owns it until it comes back from take_done). */
+void workers_submit(struct worker_pool *pool, struct job *j);
+/* Returns the finished jobs as a list (oldest first), or NULL. */
+struct job *workers_take_done(struct worker_pool *pool);
+/* Returns the number of jobs queued or running. */
+unsigned workers_pending(struct worker_pool *pool);
+
+#endif /* TS_AGENT_WORKER_H */
