@@ -66,6 +66,8 @@ struct target {
 	size_t nseen;
 	struct digest put_digest; /* last manifest we PUT (or saw with us) */
 	double put_time;
+	double read_time; /* when the .sig was read for this write */
+	double window; /* longest read..PUT seen, seconds */
 	int already; /* our signature was already there */
 	int rc;
 };
@@ -376,6 +378,8 @@ put_sig(struct oci *o, struct target *t, const struct sigmanifest *sm)
 		 OCI_MT_MANIFEST, man, ml, &t->put_digest)) != 0)
 		goto out;
 	t->put_time = now_s();
+	if (t->put_time - t->read_time > t->window)
+		t->window = t->put_time - t->read_time;
 out:
 	free(man);
 	free(cfg);
@@ -390,9 +394,19 @@ upload(struct sign_ctx *c, struct job *j, struct target *t)
 	const struct siglayer *l;
 	struct digest dg;
 	size_t i;
-	int r, added = 0, have_blob = 0;
+	int r, added = 0;
 
 	(void)c;
+	/*
+	 * The payload blob first: it does not depend on the .sig, and the
+	 * read-modify-write window below (GET .sig .. PUT manifest) must be
+	 * as short as possible.  Re-uploading an existing blob is harmless.
+	 */
+	if ((r = oci_blob_put(o, ref_repository(t->ref), t->payload,
+		 t->payload_len, siglayer_digest(t->layer), 0, &t->location)) !=
+	    0)
+		goto out;
+	t->read_time = now_s();
 	if ((r = read_sig(o, t, &sm, &dg)) != 0)
 		goto out;
 	/* remember what we saw: a lost update must not drop them either */
@@ -402,27 +416,14 @@ upload(struct sign_ctx *c, struct job *j, struct target *t)
 		l = sigmanifest_layer(sm, i);
 		if ((t->seen[i] = siglayer_dup(l)) == NULL)
 			fatal_f("out of memory");
-		/* a listed layer's blob is in the repository already */
-		if (digest_equal(siglayer_digest(l), siglayer_digest(t->layer)))
-			have_blob = 1;
 	}
 	if ((r = sigmanifest_append(sm, t->layer, &added)) != 0)
 		goto out;
 	if (!added) {
 		t->already = 1;
 		verbose("%s: already signed with this signature", t->input);
-		if (t->location != NULL)
-			oci_upload_cancel(
-			    o, ref_repository(t->ref), t->location);
 		goto out;
 	}
-	if (!have_blob) {
-		if ((r = oci_blob_put(o, ref_repository(t->ref), t->payload,
-			 t->payload_len, siglayer_digest(t->layer), 0,
-			 &t->location)) != 0)
-			goto out;
-	} else if (t->location != NULL)
-		oci_upload_cancel(o, ref_repository(t->ref), t->location);
 	r = put_sig(o, t, sm);
 out:
 	free(t->location);
@@ -445,7 +446,7 @@ settle(struct sign_ctx *c, struct job *j, struct target *t)
 	struct digest cur, fdg;
 	size_t missing, i;
 	long wait;
-	int r = 0, round;
+	int r = 0, round, stable = 0, need = 1;
 
 	if (t->already)
 		return 0;
@@ -456,15 +457,28 @@ settle(struct sign_ctx *c, struct job *j, struct target *t)
 		ours[i] = t->seen[i];
 	ours[t->nseen] = t->layer;
 	for (round = 0; round < SIGN_SETTLE_ROUNDS; round++) {
+		/*
+		 * A writer that read before our PUT writes within about one
+		 * read..PUT window (others' windows are like ours under the
+		 * same load): wait for that, and longer once contention shows.
+		 */
 		wait = (long)((t->put_time - now_s()) * 1000.0) + c->settle_ms +
+		    (long)(2000.0 * t->window) * need +
 		    (round > 0 ? jitter_ms(SIGN_SETTLE_JITTER) : 0);
 		sleep_ms(wait);
 		r = oci_manifest_head(o, ref_repository(t->ref), tag, &cur);
-		if (r == 0 && digest_equal(&cur, &t->put_digest))
-			goto out; /* unchanged since our write: settled */
+		if (r == 0 && digest_equal(&cur, &t->put_digest)) {
+			if (++stable >= need)
+				goto out; /* unchanged since our write */
+			t->put_time = now_s();
+			continue;
+		}
 		if (r != 0 && r != TS_ERR_REG_NOT_FOUND)
 			goto out;
+		stable = 0;
+		need = 2;
 		/* someone wrote after us (or deleted it): look closer */
+		t->read_time = now_s();
 		if ((r = read_sig(o, t, &fresh, &fdg)) != 0)
 			goto out;
 		if ((r = sigmanifest_merge(fresh,
@@ -479,7 +493,6 @@ settle(struct sign_ctx *c, struct job *j, struct target *t)
 			verbose("%s: %zu signature(s) lost to a concurrent "
 				"writer; merging (round %d)",
 			    t->input, missing, round + 1);
-			sleep_ms(jitter_ms(SIGN_SETTLE_JITTER));
 			if ((r = put_sig(o, t, merged)) != 0)
 				goto out;
 		}
@@ -577,7 +590,7 @@ write_file(const char *path, const void *data, size_t len)
 }
 
 int
-cmd_sign(int argc, char **argv)
+cmd_sign_image(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "key", 1, NULL, 'k' },

@@ -17,7 +17,7 @@
 #define TS_EXIT_TOKEN	      14 /* token, PIN or key error */
 
 int cmd_version(int argc, char **argv);
-int cmd_sign(int argc, char **argv);
+int cmd_sign_image(int argc, char **argv); /* "sign" */
 int cmd_triangulate(int argc, char **argv);
 int cmd_tree(int argc, char **argv);
 int cmd_verify(int argc, char **argv);

@@ -17,7 +17,7 @@ struct cmd_entry {
 
 static const struct cmd_entry cmd_table[] = {
 	{ "version", cmd_version, "print the version" },
-	{ "sign", cmd_sign, "sign images in their registry" },
+	{ "sign", cmd_sign_image, "sign images in their registry" },
 	{ "triangulate", cmd_triangulate, "print an image's signature tag" },
 	{ "tree", cmd_tree, "list an image's signatures" },
 	{ "verify", cmd_verify, "verify cosign signatures with a public key" },
