@@ -203,7 +203,7 @@ ts_strict_verify() {
 		n=$((n + 1))
 		ts_blob_get "$repo" "$pd" "$TS_TMP/sv.payload.$n"
 		printf '%s' "$sig" >"$TS_TMP/sv.sig.$n"
-		"$TS_CLIENT" verify --key "$pub" "$@" --identity "$repo" \
+		"$TS_CLIENT" verify --key "$pub" "$@" --identity "${TS_SV_IDENTITY:-$repo}" \
 		    --payload "$TS_TMP/sv.payload.$n" --signature "$TS_TMP/sv.sig.$n" \
 		    --digest "$dg" >/dev/null 2>"$TS_TMP/sv.err" ||
 		    ts_fail "tokensign verify refused signature $n of $repo@$dg: $(cat "$TS_TMP/sv.err")"
