@@ -41,10 +41,10 @@ Dr=$(ts_manifest_digest "$R/agent/rsa2048:v1")
 pd=$(ts_sig_layers "$R/agent/p256" "$Dp" | cut -d' ' -f1)
 ts_blob_get "$R/agent/p256" "$pd" "$TS_TMP/p.payload"
 ts_sig_layers "$R/agent/p256" "$Dp" | cut -d' ' -f2 | tr -d '\n' >"$TS_TMP/p.sig"
-ts_expect_fail "digest of another image" 11 "digest" \
+ts_reg_expect_fail "digest of another image" 11 "digest" \
     "$TS_CLIENT" verify --key "$TS_TMP/p256.pem" --identity "$R/agent/p256" \
     --payload "$TS_TMP/p.payload" --signature "$TS_TMP/p.sig" --digest "$Dr"
-ts_expect_fail "wrong key" 11 "." \
+ts_reg_expect_fail "wrong key" 11 "." \
     "$TS_CLIENT" verify --key "$TS_TMP/rsa2048.pem" --identity "$R/agent/p256" \
     --payload "$TS_TMP/p.payload" --signature "$TS_TMP/p.sig" --digest "$Dp"
 
@@ -100,10 +100,10 @@ ts_strict_verify "$R/agent/race" "$DR" "$TS_TMP/p256.pem"
 ts_pass "16 concurrent agent signers: 16 signatures"
 
 # no agent: a clear error and exit 13, before anything is uploaded
-ts_expect_fail "agent unreachable" 13 "cannot reach the agent" \
+ts_reg_expect_fail "agent unreachable" 13 "cannot reach the agent" \
     env TOKENSIGN_AUTH_SOCK="$TS_TMP/nope.sock" "$TS_CLIENT" sign --key p256 "$R/agent/p256@$Dp"
-ts_expect_fail "unknown key" 14 "key not found" \
+ts_reg_expect_fail "unknown key" 14 "key not found" \
     "$TS_CLIENT" sign --key nosuchkey "$R/agent/p256@$Dp"
-ts_expect_fail "several keys, no --key" 14 "choose one with --key" \
+ts_reg_expect_fail "several keys, no --key" 14 "choose one with --key" \
     "$TS_CLIENT" sign "$R/agent/p256@$Dp"
 ts_done
