@@ -69,6 +69,8 @@ struct target {
 	double read_time; /* when the .sig was read for this write */
 	double window; /* longest read..PUT seen, seconds */
 	int already; /* our signature was already there */
+	struct digest *children; /* --recursive: an index's children */
+	size_t nchildren;
 	int rc;
 };
 
@@ -244,83 +246,96 @@ preflight(struct sign_ctx *c, struct job *j, struct target *t)
 	return 0;
 }
 
-/* Resolves input[i] into one or more targets (children with --recursive). */
+/* Phase 1a, per input: resolve to a digest; list an index's children. */
+static int
+resolve_one(struct sign_ctx *c, struct job *j, struct target *t)
+{
+	struct oci_manifest *m = NULL;
+	struct ref *pin;
+	char ds[DIGEST_STR_MAX];
+	int r;
+
+	if ((r = oci_manifest_get(job_oci(j, t->ref), t->ref, &m)) != 0) {
+		error("%s: cannot resolve the image: %s", ref_string(t->ref),
+		    ts_err(r));
+		return r;
+	}
+	if (ref_digest(t->ref) == NULL) {
+		if (digest_format(&m->digest, ds, sizeof(ds)) != 0)
+			ds[0] = '\0';
+		/* cosign warns the same way */
+		logit("WARNING: %s is a tag, not a digest: signing %s, the "
+		      "digest it names now. Sign by digest (IMAGE@%s) to be "
+		      "sure of what you sign.",
+		    ref_string(t->ref), ds, ds);
+		t->from_tag = 1;
+	}
+	t->digest = m->digest;
+	if (c->recursive && oci_manifest_is_index(m) &&
+	    (r = oci_index_children(m, &t->children, &t->nchildren)) != 0) {
+		error("%s: %s", ref_string(t->ref), ts_err(r));
+		oci_manifest_free(m);
+		return r;
+	}
+	oci_manifest_free(m);
+	if ((pin = ref_with_digest(t->ref, &t->digest)) == NULL)
+		fatal_f("out of memory");
+	ref_free(t->ref);
+	t->ref = pin;
+	return 0;
+}
+
+/*
+ * Parses every input first (usage errors before any network), resolves
+ * them in parallel, then adds each index's children after it.
+ */
 static int
 resolve_inputs(struct sign_ctx *c, char **inputs, size_t n)
 {
-	struct target *t = NULL;
-	size_t nt = 0, i, k, nch;
-	struct ref *ref = NULL, *pin;
-	struct oci_manifest *m = NULL;
-	struct digest *ch = NULL;
-	char why[256], ds[DIGEST_STR_MAX];
+	struct target *t, *all = NULL;
+	size_t i, k, nt = 0;
+	char why[256];
 	int r = 0;
 
-	for (i = 0; i < n; i++) {
-		if ((r = ref_parse(inputs[i], &ref, why, sizeof(why))) != 0) {
-			error("%.200s: %s", inputs[i], why);
-			goto out;
-		}
-		if ((r = oci_manifest_get(
-			 job_oci(&c->jobs[0], ref), ref, &m)) != 0) {
-			error("%s: cannot resolve the image: %s",
-			    ref_string(ref), ts_err(r));
-			goto out;
-		}
-		if (ref_digest(ref) == NULL) {
-			if (digest_format(&m->digest, ds, sizeof(ds)) != 0)
-				ds[0] = '\0';
-			/* cosign warns the same way */
-			logit("WARNING: %s is a tag, not a digest: signing "
-			      "%s, the digest it names now. Sign by digest "
-			      "(IMAGE@%s) to be sure of what you sign.",
-			    ref_string(ref), ds, ds);
-		}
-		pin = ref_with_digest(ref, &m->digest);
-		if (pin == NULL)
-			fatal_f("out of memory");
-		t = xreallocarray(t, nt + 1, sizeof(*t));
-		memset(&t[nt], 0, sizeof(*t));
-		t[nt].input = xstrdup(ref_string(ref));
-		t[nt].ref = pin;
-		t[nt].digest = m->digest;
-		t[nt].from_tag = ref_digest(ref) == NULL;
-		nt++;
-		if (c->recursive && oci_manifest_is_index(m)) {
-			if ((r = oci_index_children(m, &ch, &nch)) != 0) {
-				error("%s: %s", ref_string(ref), ts_err(r));
-				goto out;
-			}
-			for (k = 0; k < nch; k++) {
-				t = xreallocarray(t, nt + 1, sizeof(*t));
-				memset(&t[nt], 0, sizeof(*t));
-				if ((t[nt].ref = ref_with_digest(
-					 ref, &ch[k])) == NULL)
-					fatal_f("out of memory");
-				t[nt].input = xstrdup(ref_string(t[nt].ref));
-				t[nt].digest = ch[k];
-				nt++;
-			}
-			free(ch);
-			ch = NULL;
-		}
-		oci_manifest_free(m);
-		m = NULL;
-		ref_free(ref);
-		ref = NULL;
-		if (nt > SIGN_MAX_IMAGES) {
-			error("more than %d images", SIGN_MAX_IMAGES);
-			r = TS_ERR_TOO_LARGE;
-			goto out;
-		}
-	}
-out:
-	free(ch);
-	oci_manifest_free(m);
-	ref_free(ref);
+	t = xcalloc(n, sizeof(*t));
 	c->t = t;
+	c->nt = n;
+	for (i = 0; i < n; i++) {
+		if ((r = ref_parse(inputs[i], &t[i].ref, why, sizeof(why))) !=
+		    0) {
+			error("%.200s: %s", inputs[i], why);
+			return r;
+		}
+		t[i].input = xstrdup(ref_string(t[i].ref));
+	}
+	run_phase(c, "resolving images", resolve_one);
+	for (i = 0; i < n; i++)
+		if (t[i].rc != 0)
+			return t[i].rc;
+	for (i = 0; i < n; i++) {
+		if (nt + 1 + t[i].nchildren > SIGN_MAX_IMAGES) {
+			error("more than %d images", SIGN_MAX_IMAGES);
+			return TS_ERR_TOO_LARGE;
+		}
+		all = xreallocarray(all, nt + 1 + t[i].nchildren, sizeof(*all));
+		all[nt++] = t[i];
+		for (k = 0; k < t[i].nchildren; k++) {
+			memset(&all[nt], 0, sizeof(*all));
+			if ((all[nt].ref = ref_with_digest(
+				 t[i].ref, &t[i].children[k])) == NULL)
+				fatal_f("out of memory");
+			all[nt].input = xstrdup(ref_string(all[nt].ref));
+			all[nt].digest = t[i].children[k];
+			nt++;
+		}
+		free(t[i].children);
+		all[nt - 1 - t[i].nchildren].children = NULL;
+		all[nt - 1 - t[i].nchildren].nchildren = 0;
+	}
+	free(t);
+	c->t = all;
 	c->nt = nt;
-	return r;
+	return 0;
 }
 
 /* ---- phase 3: upload ------------------------------------------------ */
@@ -866,6 +881,7 @@ out:
 		for (q = 0; q < c.t[i].nseen; q++)
 			siglayer_free(c.t[i].seen[q]);
 		free(c.t[i].seen);
+		free(c.t[i].children);
 	}
 	free(c.t);
 	for (opt = 0; c.jobs != NULL && opt < c.njobs; opt++) {
