@@ -52,8 +52,6 @@ struct http_client {
 	int max_retries;
 	uint64_t nreq;
 	uint64_t nconn;
-	char **warnings; /* Warning texts already shown */
-	size_t nwarn;
 };
 
 struct http_resp {
@@ -301,9 +299,6 @@ http_client_free(struct http_client *c)
 	for (i = 0; i < c->n_allow_http; i++)
 		free(c->allow_http[i]);
 	free(c->allow_http);
-	for (i = 0; i < c->nwarn; i++)
-		free(c->warnings[i]);
-	free(c->warnings);
 	free(c);
 }
 
@@ -772,8 +767,15 @@ out:
 	return r;
 }
 
+/* Warning texts already shown: once per process, whatever the job. */
+static char **warn_seen;
+static size_t warn_nseen;
+static pthread_mutex_t warn_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define HTTP_MAX_WARNINGS 32
+
 static void
-show_warnings(struct http_client *c, const struct http_resp *r)
+show_warnings(const struct http_resp *r)
 {
 	const char *w, *q1, *q2;
 	char text[256], **nw;
@@ -788,19 +790,20 @@ show_warnings(struct http_client *c, const struct http_resp *r)
 			continue;
 		sanitise((const uint8_t *)q1 + 1, (size_t)(q2 - q1 - 1), text,
 		    sizeof(text));
-		for (i = 0; i < c->nwarn; i++)
-			if (strcmp(c->warnings[i], text) == 0)
+		pthread_mutex_lock(&warn_lock);
+		for (i = 0; i < warn_nseen; i++)
+			if (strcmp(warn_seen[i], text) == 0)
 				break;
-		if (i < c->nwarn)
-			continue;
-		if ((nw = realloc(
-			 c->warnings, (c->nwarn + 1) * sizeof(char *))) == NULL)
-			return;
-		c->warnings = nw;
-		if ((c->warnings[c->nwarn] = strdup(text)) == NULL)
-			return;
-		c->nwarn++;
-		logit("registry warning: %s", text);
+		if (i == warn_nseen && warn_nseen < HTTP_MAX_WARNINGS &&
+		    (nw = realloc(warn_seen,
+			 (warn_nseen + 1) * sizeof(char *))) != NULL) {
+			warn_seen = nw;
+			if ((warn_seen[warn_nseen] = strdup(text)) != NULL) {
+				warn_nseen++;
+				logit("registry warning: %s", text);
+			}
+		}
+		pthread_mutex_unlock(&warn_lock);
 	}
 }
 
@@ -1051,7 +1054,7 @@ http_do(
 				goto out;
 			}
 		}
-		show_warnings(c, r);
+		show_warnings(r);
 		if ((r->status == 301 || r->status == 302 || r->status == 303 ||
 			r->status == 307 || r->status == 308) &&
 		    (loc = http_resp_header(r, "Location", 0)) != NULL) {
