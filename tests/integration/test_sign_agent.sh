@@ -49,8 +49,8 @@ ts_reg_expect_fail "wrong key" 11 "." \
     --payload "$TS_TMP/p.payload" --signature "$TS_TMP/p.sig" --digest "$Dp"
 
 # annotations through the agent (it parses the payload strictly)
-"$TS_CLIENT" sign --key p256 -a team=release -a build=7 "$R/agent/p256@$Dp" 2>/dev/null ||
-    ts_fail "sign with annotations"
+"$TS_CLIENT" sign --key p256 -a team=release -a build=7 "$R/agent/p256@$Dp" 2>"$TS_TMP/err" ||
+    ts_fail "sign with annotations: $(cat "$TS_TMP/err")"
 n=$(ts_sig_layers "$R/agent/p256" "$Dp" | wc -l)
 [ "$n" = 2 ] || ts_fail "annotated signature not appended ($n)"
 ts_strict_verify "$R/agent/p256" "$Dp" "$TS_TMP/p256.pem"
@@ -76,7 +76,7 @@ ts_pass "8 images in one call (SIGN_BATCH, 4 jobs)"
 # --recursive: the index and each child, each verifiable
 ts_image_index "$R/agent/multi:v1" amulti
 DI=$(ts_manifest_digest "$R/agent/multi:v1")
-"$TS_CLIENT" sign --key ed25519 --recursive "$R/agent/multi:v1" 2>/dev/null || ts_fail "recursive"
+"$TS_CLIENT" sign --key ed25519 --recursive "$R/agent/multi:v1" 2>"$TS_TMP/err" || ts_fail "recursive: $(cat "$TS_TMP/err")"
 ts_strict_verify "$R/agent/multi" "$DI" "$TS_TMP/ed25519.pem"
 for c in $(ts_manifest_get "$R/agent/multi:v1" | python3 -c 'import json,sys; [print(x["digest"]) for x in json.load(sys.stdin)["manifests"]]'); do
 	ts_strict_verify "$R/agent/multi" "$c" "$TS_TMP/ed25519.pem"

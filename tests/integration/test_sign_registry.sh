@@ -42,8 +42,8 @@ ts_pass "second signature appended"
 # Ed25519 is deterministic: signing again adds no duplicate layer
 ts_image "$R/demo/ed:v1" ed1
 DE=$(ts_manifest_digest "$R/demo/ed:v1")
-"$TS_CLIENT" sign --key "file:$TS_TMP/ed.key" "$R/demo/ed@$DE" 2>/dev/null || ts_fail "ed25519 sign"
-"$TS_CLIENT" sign --key "file:$TS_TMP/ed.key" "$R/demo/ed@$DE" 2>/dev/null || ts_fail "ed25519 re-sign"
+"$TS_CLIENT" sign --key "file:$TS_TMP/ed.key" "$R/demo/ed@$DE" 2>"$TS_TMP/err" || ts_fail "ed25519 sign: $(cat "$TS_TMP/err")"
+"$TS_CLIENT" sign --key "file:$TS_TMP/ed.key" "$R/demo/ed@$DE" 2>"$TS_TMP/err" || ts_fail "ed25519 re-sign: $(cat "$TS_TMP/err")"
 ts_check_sigs "$R/demo/ed" "$DE" "$TS_TMP/ed.pub" 1
 ts_pass "Ed25519 signature verifies; identical re-sign adds no layer"
 
@@ -51,7 +51,7 @@ ts_pass "Ed25519 signature verifies; identical re-sign adds no layer"
 ts_image "$R/demo/ann:v1" ann1
 DA=$(ts_manifest_digest "$R/demo/ann:v1")
 "$TS_CLIENT" sign --key "file:$TS_TMP/ed.key" -a z=1 -a 'a<b>&c=x"y' -a build=42 \
-    "$R/demo/ann@$DA" 2>/dev/null || ts_fail "sign with annotations"
+    "$R/demo/ann@$DA" 2>"$TS_TMP/err" || ts_fail "sign with annotations: $(cat "$TS_TMP/err")"
 ts_check_sigs "$R/demo/ann" "$DA" "$TS_TMP/ed.pub" 1 "$R/demo/ann" \
     '{"a\u003cb\u003e\u0026c":"x\"y","build":"42","z":"1"}'
 ts_pass "annotations in optional, sorted and Go-escaped"
@@ -61,8 +61,8 @@ ts_reg_expect_fail "annotation without =" 2 "key=value" \
 # --recursive on a two-platform index: index and both children
 ts_image_index "$R/demo/multi:v1" multi1
 DI=$(ts_manifest_digest "$R/demo/multi:v1")
-"$TS_CLIENT" sign --key "file:$TS_TMP/p256.key" --recursive "$R/demo/multi:v1" 2>/dev/null ||
-    ts_fail "recursive sign"
+"$TS_CLIENT" sign --key "file:$TS_TMP/p256.key" --recursive "$R/demo/multi:v1" 2>"$TS_TMP/err" ||
+    ts_fail "recursive sign: $(cat "$TS_TMP/err")"
 ts_check_sigs "$R/demo/multi" "$DI" "$TS_TMP/p256.pub" 1
 for c in $(ts_manifest_get "$R/demo/multi:v1" | python3 -c 'import json,sys; [print(x["digest"]) for x in json.load(sys.stdin)["manifests"]]'); do
 	ts_check_sigs "$R/demo/multi" "$c" "$TS_TMP/p256.pub" 1
@@ -89,7 +89,7 @@ ts_image "$R/demo/detached:v1" det1
 DD=$(ts_manifest_digest "$R/demo/detached:v1")
 "$TS_CLIENT" sign --key "file:$TS_TMP/p256.key" --upload=false \
     --output-signature "$TS_TMP/det.sig" --output-payload "$TS_TMP/det.payload" \
-    "$R/demo/detached@$DD" 2>/dev/null || ts_fail "detached sign"
+    "$R/demo/detached@$DD" 2>"$TS_TMP/err" || ts_fail "detached sign: $(cat "$TS_TMP/err")"
 base64 -d "$TS_TMP/det.sig" >"$TS_TMP/det.sig.bin"
 openssl dgst -sha256 -verify "$TS_TMP/p256.pub" -signature "$TS_TMP/det.sig.bin" \
     "$TS_TMP/det.payload" >/dev/null || ts_fail "detached signature does not verify"

@@ -26,8 +26,8 @@ A=$TS_REG_src_ADDR
 B=$TS_REG_dst_ADDR
 ts_image_index "$A/interop/multi:v1" interop
 DI=$(ts_manifest_digest "$A/interop/multi:v1")
-"$TS_CLIENT" sign --key p256 --recursive -a stage=release "$A/interop/multi:v1" 2>/dev/null ||
-    ts_fail "sign at the source"
+"$TS_CLIENT" sign --key p256 --recursive -a stage=release "$A/interop/multi:v1" 2>"$TS_TMP/sign.err" ||
+    ts_fail "sign at the source: $(cat "$TS_TMP/sign.err")"
 children=$(ts_manifest_get "$A/interop/multi:v1" | python3 -c 'import json,sys; [print(x["digest"]) for x in json.load(sys.stdin)["manifests"]]')
 
 cat >"$TS_TMP/registries.d/sigstore.yaml" <<YAML
