@@ -101,6 +101,7 @@ struct sign_ctx {
 	pthread_mutex_t lock;
 	const struct payload_kv *kv;
 	size_t nkv;
+	const struct sign_backend *backend;
 };
 
 static double
@@ -338,6 +339,45 @@ resolve_inputs(struct sign_ctx *c, char **inputs, size_t n)
 	return 0;
 }
 
+/*
+ * cosign's rule (pkg/cosign/remote/remote.go): a layer with our payload
+ * digest and media type, the same annotations apart from the signature,
+ * and a signature that verifies with our key is the same signature.
+ */
+static int
+already_signed(const struct sign_ctx *c, const struct sigmanifest *sm,
+    const struct target *t)
+{
+	const struct siglayer *l;
+	const char *k, *v, *k2, *v2;
+	size_t i, a, n;
+
+	for (i = 0; i < sigmanifest_layer_count(sm); i++) {
+		l = sigmanifest_layer(sm, i);
+		if (!siglayer_is_signature(l) ||
+		    !digest_equal(
+			siglayer_digest(l), siglayer_digest(t->layer)) ||
+		    (n = siglayer_annotation_count(l)) !=
+			siglayer_annotation_count(t->layer))
+			continue;
+		for (a = 0; a < n; a++) {
+			if (siglayer_annotation_at(l, a, &k, &v) != 0 ||
+			    siglayer_annotation_at(t->layer, a, &k2, &v2) !=
+				0 ||
+			    strcmp(k, k2) != 0 ||
+			    (strcmp(k, SIG_ANN_SIGNATURE) != 0 &&
+				strcmp(v, v2) != 0))
+				break;
+		}
+		if (a == n &&
+		    sign_backend_verifies(c->backend, t->payload,
+			t->payload_len,
+			siglayer_annotation(l, SIG_ANN_SIGNATURE)))
+			return 1;
+	}
+	return 0;
+}
+
 /* ---- phase 3: upload ------------------------------------------------ */
 
 /* Reads the .sig manifest (an empty one when there is none). */
@@ -431,6 +471,12 @@ upload(struct sign_ctx *c, struct job *j, struct target *t)
 		l = sigmanifest_layer(sm, i);
 		if ((t->seen[i] = siglayer_dup(l)) == NULL)
 			fatal_f("out of memory");
+	}
+	if (already_signed(c, sm, t)) {
+		t->already = 1;
+		verbose(
+		    "%s: already signed with this key and payload", t->input);
+		goto out;
 	}
 	if ((r = sigmanifest_append(sm, t->layer, &added)) != 0)
 		goto out;
@@ -765,6 +811,7 @@ cmd_sign_image(int argc, char **argv)
 		rc = sign_exit_status(r);
 		goto out;
 	}
+	c.backend = be;
 	run_phase(&c, "checking push access", preflight);
 	for (i = 0; i < c.nt; i++)
 		if (c.t[i].rc != 0) {

@@ -5,8 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "client/registry_auth.h"
 
 #include "client/agent_client.h"
 #include "client/sign_backend.h"
@@ -18,7 +22,8 @@
 #define SIGN_BATCH_MAX 64
 
 struct sign_backend {
-	EVP_PKEY *pkey; /* file backend */
+	EVP_PKEY *pkey; /* file backend: the private key */
+	EVP_PKEY *pubkey; /* agent backend: the key's public half */
 	struct agent_conn *agent;
 	char *key_id; /* agent key id */
 };
@@ -75,6 +80,11 @@ open_agent(const char *key, struct sign_backend *b)
 		return r;
 	}
 	b->key_id = strdup(k->id);
+	{
+		const unsigned char *p = k->spki;
+
+		b->pubkey = d2i_PUBKEY(NULL, &p, (long)k->spki_len);
+	}
 	agent_keylist_free(l);
 	return b->key_id == NULL ? TS_ERR_ALLOC : 0;
 }
@@ -110,6 +120,7 @@ sign_backend_close(struct sign_backend *b)
 	if (b == NULL)
 		return;
 	EVP_PKEY_free(b->pkey);
+	EVP_PKEY_free(b->pubkey);
 	agent_close(b->agent);
 	free(b->key_id);
 	free(b);
@@ -209,4 +220,29 @@ sign_backend_sign(struct sign_backend *b, const uint8_t *const *payloads,
 			sig_lens[i] = 0;
 		}
 	return r;
+}
+
+int
+sign_backend_verifies(const struct sign_backend *b, const uint8_t *payload,
+    size_t len, const char *sig_b64)
+{
+	EVP_PKEY *k = b->pubkey != NULL ? b->pubkey : b->pkey;
+	EVP_MD_CTX *md = NULL;
+	unsigned char *sig = NULL;
+	size_t sl = 0;
+	int ok = 0;
+
+	if (k == NULL || sig_b64 == NULL ||
+	    regauth_b64_decode(sig_b64, &sig, &sl) != 0)
+		return 0;
+	if ((md = EVP_MD_CTX_new()) != NULL &&
+	    EVP_DigestVerifyInit(md, NULL,
+		EVP_PKEY_get_id(k) == EVP_PKEY_ED25519 ? NULL : EVP_sha256(),
+		NULL, k) == 1 &&
+	    EVP_DigestVerify(md, sig, sl, payload, len) == 1)
+		ok = 1;
+	ERR_clear_error();
+	EVP_MD_CTX_free(md);
+	free(sig);
+	return ok;
 }

@@ -35,6 +35,13 @@ for k in p256 rsa2048 rsa3072 ed25519; do
 	ts_pass "$k: agent signature in the registry verifies (openssl, strict verifier), cosign bytes"
 done
 
+# the same key again: already signed (checked with the agent's public key)
+Dp=$(ts_manifest_digest "$R/agent/p256:v1")
+out=$("$TS_CLIENT" sign -v --key p256 "$R/agent/p256@$Dp" 2>&1) || ts_fail "re-sign: $out"
+grep -q "already signed with this key" <<<"$out" || ts_fail "no 'already signed': $out"
+[ "$(ts_sig_layers "$R/agent/p256" "$Dp" | wc -l)" = 1 ] || ts_fail "re-sign added a layer"
+ts_pass "re-signing through the agent adds no layer"
+
 # the signature is over the digest named: another image's digest fails
 Dp=$(ts_manifest_digest "$R/agent/p256:v1")
 Dr=$(ts_manifest_digest "$R/agent/rsa2048:v1")

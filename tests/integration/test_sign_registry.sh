@@ -31,6 +31,14 @@ grep -q "is a tag, not a digest" <<<"$out" || ts_fail "no tag warning: $out"
 ts_check_sigs "$R/demo/app" "$D" "$TS_TMP/p256.pub" 1
 ts_pass "P-256 signature by tag: cosign payload bytes, openssl verifies"
 
+# the same key and payload again: cosign's rule, no second layer even though
+# ECDSA signatures differ on every run
+out=$("$TS_CLIENT" sign -v --key "file:$TS_TMP/p256.key" "$R/demo/app@$D" 2>&1) ||
+    ts_fail "re-sign failed: $out"
+grep -q "already signed with this key" <<<"$out" || ts_fail "no 'already signed': $out"
+ts_check_sigs "$R/demo/app" "$D" "$TS_TMP/p256.pub" 1
+ts_pass "re-signing with the same key adds no layer"
+
 # by digest: no warning, appended (2 layers), RSA
 out=$("$TS_CLIENT" sign --key "file:$TS_TMP/rsa.key" "$R/demo/app@$D" 2>&1) ||
     ts_fail "sign by digest failed: $out"
