@@ -606,7 +606,7 @@ usage(FILE *f)
 	    "                      [--jobs N] [--upload=false "
 	    "--output-signature F\n"
 	    "                      --output-payload F] IMAGE...\n"
-	    "  --key KEY                  agent key (label, fingerprint or "
+	    "  --key KEY                  agent key (id, label or PKCS#11 "
 	    "URI), or file:PEM\n"
 	    "  -a, --annotations k=v      add k=v to the payload's optional "
 	    "map\n"
