@@ -36,7 +36,7 @@ ts_reg_expect_fail "Basic registry without credentials" 12 "requires a login" \
 mkdir -p "$TS_TMP/dc"
 auth=$(printf 'alice:%s' "$PASS" | base64 -w0)
 printf '{"auths":{"http://%s/v1/":{"auth":"%s"}}}' "$B" "$auth" >"$TS_TMP/dc/config.json"
-DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" -a via=auths "$B/auth/app@$D" 2>"$TS_TMP/err" ||
     ts_fail "sign with config.json auths: $(cat "$TS_TMP/err")"
 ts_pass "Basic via DOCKER_CONFIG config.json auths (key reduced to host)"
 
@@ -60,13 +60,13 @@ printf '{"ServerURL":"%s","Username":"alice","Secret":"%s"}' "\$url" '$PASS'
 HELPER
 chmod +x "$TS_TMP/bin/docker-credential-tstest"
 printf '{"credHelpers":{"%s":"tstest"},"auths":{"%s":{"auth":"%s"}}}' "$B" "$B" "$bad" >"$TS_TMP/dc/config.json"
-PATH=$TS_TMP/bin:$PATH DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+PATH=$TS_TMP/bin:$PATH DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" -a via=credhelpers "$B/auth/app@$D" 2>"$TS_TMP/err" ||
     ts_fail "sign with credHelpers: $(cat "$TS_TMP/err")"
 [ "$(cat "$TS_TMP/helper.log")" = "$B" ] || ts_fail "helper got: $(cat "$TS_TMP/helper.log")"
 ts_pass "Basic via credHelpers (server URL on stdin, preferred over auths)"
 
 printf '{"credsStore":"tstest"}' >"$TS_TMP/dc/config.json"
-PATH=$TS_TMP/bin:$PATH DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+PATH=$TS_TMP/bin:$PATH DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" -a via=credsstore "$B/auth/app@$D" 2>"$TS_TMP/err" ||
     ts_fail "sign with credsStore: $(cat "$TS_TMP/err")"
 ts_pass "Basic via credsStore"
 printf '{"credsStore":"nosuchhelper"}' >"$TS_TMP/dc/config.json"
@@ -75,11 +75,11 @@ DOCKER_CONFIG=$TS_TMP/dc ts_reg_expect_fail "missing helper" 12 "docker-credenti
 
 # containers auth file: the most specific key wins
 printf '{"auths":{"%s":{"auth":"%s"},"%s/auth/app":{"auth":"%s"}}}' "$B" "$bad" "$B" "$auth" >"$TS_TMP/auth.json"
-REGISTRY_AUTH_FILE=$TS_TMP/auth.json "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+REGISTRY_AUTH_FILE=$TS_TMP/auth.json "$TS_CLIENT" sign --key "$K" -a via=authfile "$B/auth/app@$D" 2>"$TS_TMP/err" ||
     ts_fail "sign with REGISTRY_AUTH_FILE: $(cat "$TS_TMP/err")"
 mkdir -p "$XDG_RUNTIME_DIR/containers"
 cp "$TS_TMP/auth.json" "$XDG_RUNTIME_DIR/containers/auth.json"
-"$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+"$TS_CLIENT" sign --key "$K" -a via=xdg "$B/auth/app@$D" 2>"$TS_TMP/err" ||
     ts_fail "sign with XDG_RUNTIME_DIR auth.json: $(cat "$TS_TMP/err")"
 rm "$XDG_RUNTIME_DIR/containers/auth.json"
 ts_pass "containers auth.json (REGISTRY_AUTH_FILE and XDG_RUNTIME_DIR), host/repo key wins"
