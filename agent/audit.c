@@ -137,6 +137,10 @@ audit_close(struct audit *a)
 	if (a->fd >= 0) {
 		(void)fdatasync(a->fd);
 		close(a->fd);
+		/* For `tokensign audit verify --head`: tail truncation. */
+		if (a->written > 0)
+			logit("audit log %.200s: %llu lines written, head %s",
+			    a->path, a->written, a->prev);
 	}
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->cv);

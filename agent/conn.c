@@ -40,6 +40,7 @@ struct conn {
 	const struct conn_io *io;
 	void *io_arg;
 	int busy;
+	int in_use; /* a handler on the stack still uses c: free later */
 	int dead;
 	int draining;
 	size_t big; /* largest frame seen since the buffer was new */
@@ -119,7 +120,15 @@ conn_close(struct conn *c, const char *why)
 		c->fd = -1;
 		c->dead = 1;
 	}
-	if (!c->busy)
+	if (!c->busy && !c->in_use)
+		conn_free(c);
+}
+
+/* Ends a handler's use of c; frees it if it was closed meanwhile. */
+static void
+conn_release(struct conn *c)
+{
+	if (--c->in_use == 0 && c->dead && !c->busy)
 		conn_free(c);
 }
 
@@ -288,16 +297,15 @@ conn_event(struct loop *l, int fd, int rev, void *arg)
 		conn_close(c, "hangup during request");
 		return;
 	}
+	c->in_use++;
 	if ((rev & LOOP_WRITE) && wbuf_len(c->out) > 0) {
-		if (conn_flush(c) != 0)
-			return;
-		if (wbuf_len(c->out) == 0)
+		if (conn_flush(c) == 0 && wbuf_len(c->out) == 0)
 			conn_process(c);
 	}
 	if (!c->dead && !c->busy && (rev & LOOP_READ) && wbuf_len(c->out) == 0)
 		conn_read(c);
-	if (!c->dead)
-		conn_set_events(c);
+	conn_set_events(c);
+	conn_release(c);
 }
 
 static void
@@ -316,9 +324,10 @@ jobs_done(struct loop *l, int fd, int rev, void *arg)
 		c = j->owner;
 		c->busy = 0;
 		m->busy--;
-		if (c->dead)
-			conn_free(c);
-		else if (j->r != 0) {
+		c->in_use++;
+		if (c->dead) {
+			/* Peer gone: conn_release() below frees it. */
+		} else if (j->r != 0) {
 			error_fr(
 			    j->r, "request from uid %u", (unsigned)c->peer.uid);
 			conn_close(c, "request failed");
@@ -335,11 +344,11 @@ jobs_done(struct loop *l, int fd, int rev, void *arg)
 					fatal_f("out of memory");
 				c->big = 0;
 			}
-			if (conn_flush(c) == 0) {
+			if (conn_flush(c) == 0)
 				conn_process(c);
-				conn_set_events(c);
-			}
+			conn_set_events(c);
 		}
+		conn_release(c);
 		wbuf_free(j->reply);
 		free(j);
 	}
@@ -498,6 +507,22 @@ connmgr_add(struct connmgr *m, int fd, const struct agent_peer *peer,
 	m->head = c;
 	m->count++;
 	conn_report(m);
+	return 0;
+}
+
+int
+connmgr_add_refused(struct connmgr *m, int fd, const struct agent_peer *peer,
+    int code, const char *message)
+{
+	struct conn *c;
+	int r;
+
+	if ((r = connmgr_add(m, fd, peer, NULL, NULL)) != 0)
+		return r;
+	c = m->head; /* connmgr_add links the new connection first */
+	c->in_use++;
+	conn_fatal(c, code, message);
+	conn_release(c);
 	return 0;
 }
 

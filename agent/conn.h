@@ -63,6 +63,15 @@ void connmgr_set_limits(struct connmgr *m, const struct conn_limits *lim);
 int connmgr_add(struct connmgr *m, int fd, const struct agent_peer *peer,
     const struct conn_io *io, void *io_arg);
 
+/*
+ * Takes over fd only to tell it why it is refused: queues FAILURE (code,
+ * message), half-closes after writing it and discards input until the
+ * peer closes or frame_ms passes, so the peer reads the reason rather
+ * than a connection reset.  Returns 0 or TS_ERR_CONN_REFUSED.
+ */
+int connmgr_add_refused(struct connmgr *m, int fd,
+    const struct agent_peer *peer, int code, const char *message);
+
 /* Returns the number of open connections / requests in flight. */
 unsigned connmgr_count(const struct connmgr *m);
 unsigned connmgr_busy(const struct connmgr *m);

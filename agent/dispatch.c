@@ -20,6 +20,7 @@
 
 #include "agent/audit.h"
 #include "agent/confirm.h"
+#define DISPATCH_INTERNAL
 #include "agent/dispatch.h"
 #include "agent/keystore.h"
 #include "agent/policy.h"
@@ -53,6 +54,7 @@ struct dispatch_ctx {
 	atomic_uint_fast64_t sigs;
 	atomic_uint_fast64_t errors;
 	atomic_uint connections;
+	int test_mode; /* no unlock delay, cheap KDF */
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -581,11 +583,12 @@ done:
 }
 
 static int
-lock_kdf(const uint8_t *pass, size_t len, const unsigned char *salt,
-    unsigned char *out)
+lock_kdf(struct dispatch_ctx *c, const uint8_t *pass, size_t len,
+    const unsigned char *salt, unsigned char *out)
 {
 	if (PKCS5_PBKDF2_HMAC((const char *)pass, (int)len, salt, LOCK_SALT_LEN,
-		LOCK_KDF_ROUNDS, EVP_sha256(), LOCK_HASH_LEN, out) != 1)
+		c->test_mode ? 1 : LOCK_KDF_ROUNDS, EVP_sha256(), LOCK_HASH_LEN,
+		out) != 1)
 		return ts_err_ossl("PBKDF2");
 	return 0;
 }
@@ -610,7 +613,7 @@ h_lock(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 	}
 	if (RAND_bytes(salt, sizeof(salt)) != 1)
 		return ts_err_ossl("RAND_bytes");
-	if ((r = lock_kdf(pass, len, salt, hash)) != 0)
+	if ((r = lock_kdf(c, pass, len, salt, hash)) != 0)
 		return r;
 	pthread_mutex_lock(&c->mu);
 	if (c->locked)
@@ -677,7 +680,7 @@ h_unlock(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 			return r;
 		return wbuf_put_u8(reply, TS_MSG_SUCCESS);
 	}
-	if ((r = lock_kdf(pass, len, salt, hash)) != 0)
+	if ((r = lock_kdf(c, pass, len, salt, hash)) != 0)
 		return r;
 	pthread_mutex_lock(&c->mu);
 	if (c->locked &&
@@ -700,6 +703,8 @@ h_unlock(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 		delay = LOCK_DELAY_BASE_MS << (fails > 7 ? 7 : fails - 1);
 		if (delay > LOCK_DELAY_MAX_MS)
 			delay = LOCK_DELAY_MAX_MS;
+		if (c->test_mode)
+			delay = 0;
 		ts.tv_sec = (time_t)(delay / 1000);
 		ts.tv_nsec = (long)(delay % 1000) * 1000000;
 		nanosleep(&ts, NULL);
@@ -777,6 +782,12 @@ static const struct dispatch_entry dispatch_table[] = {
 	{ TS_MSG_STATUS, "STATUS", h_status, 0 },
 };
 
+#define DISPATCH_MAX_EXTRA 32
+
+/* Rows added by other protocol modules; written only before serving. */
+static const struct dispatch_entry *extra_rows[DISPATCH_MAX_EXTRA];
+static size_t nextra;
+
 const struct dispatch_entry *
 dispatch_lookup(uint8_t type)
 {
@@ -785,7 +796,58 @@ dispatch_lookup(uint8_t type)
 	for (i = 0; i < sizeof(dispatch_table) / sizeof(dispatch_table[0]); i++)
 		if (dispatch_table[i].type == type)
 			return &dispatch_table[i];
+	for (i = 0; i < nextra; i++)
+		if (extra_rows[i]->type == type)
+			return extra_rows[i];
 	return NULL;
+}
+
+int
+dispatch_register(const struct dispatch_entry *rows, size_t n)
+{
+	size_t i, j;
+
+	for (i = 0; i < n; i++) {
+		if (rows[i].fn == NULL || rows[i].name == NULL ||
+		    (rows[i].type >= TS_MSG_FIRST &&
+			rows[i].type <= TS_MSG_LAST))
+			return TS_ERR_INVALID_ARG;
+		if (dispatch_lookup(rows[i].type) != NULL)
+			return TS_ERR_EXISTS;
+		for (j = 0; j < i; j++)
+			if (rows[j].type == rows[i].type)
+				return TS_ERR_EXISTS;
+	}
+	if (n > DISPATCH_MAX_EXTRA - nextra)
+		return TS_ERR_TOO_LARGE;
+	for (i = 0; i < n; i++)
+		extra_rows[nextra++] = &rows[i];
+	return 0;
+}
+
+struct keystore *
+dispatch_keystore(struct dispatch_ctx *c)
+{
+	return c->ks;
+}
+
+int
+dispatch_is_locked(struct dispatch_ctx *c)
+{
+	return is_locked(c);
+}
+
+int
+dispatch_confirm(struct dispatch_ctx *c, struct agent_peer *peer,
+    struct ks_key *k, const char *what, char *why, size_t whylen)
+{
+	return maybe_confirm(c, peer, k, what, why, whylen);
+}
+
+void
+dispatch_count(struct dispatch_ctx *c, int r)
+{
+	count(c, r);
 }
 
 /* ---- context ---------------------------------------------------------- */
@@ -852,6 +914,12 @@ dispatch_set_askpass(struct dispatch_ctx *c, const char *path)
 	free(c->askpass);
 	c->askpass = n;
 	pthread_mutex_unlock(&c->mu);
+}
+
+void
+dispatch_set_test_mode(struct dispatch_ctx *c, int on)
+{
+	c->test_mode = on;
 }
 
 void

@@ -86,4 +86,34 @@ int dispatch_failure(struct wbuf *reply, int code, const char *message)
 /* Returns the row for type, or NULL (exposed for tests and docs). */
 const struct dispatch_entry *dispatch_lookup(uint8_t type);
 
+/*
+ * Adds rows from another protocol module (issue 7: agent/sshproto.c adds
+ * the ssh-agent rows 11 and 13).  Call at start-up, before any request.
+ * A row whose type is already taken, or that lies in our range
+ * TS_MSG_FIRST..TS_MSG_LAST, is refused (TS_ERR_EXISTS /
+ * TS_ERR_INVALID_ARG).  The rows must outlive the process.
+ */
+int dispatch_register(const struct dispatch_entry *rows, size_t n)
+    __attribute__((warn_unused_result));
+
+/*
+ * For handlers in other files: the key table, whether the agent is
+ * locked, the confirmation step (0 or TS_ERR_AGENT_CONFIRM with the reason
+ * in why), and the signature counters (r: the request's result).
+ */
+struct keystore *dispatch_keystore(struct dispatch_ctx *c);
+int dispatch_is_locked(struct dispatch_ctx *c);
+struct ks_key;
+int dispatch_confirm(struct dispatch_ctx *c, struct agent_peer *peer,
+    struct ks_key *k, const char *what, char *why, size_t whylen);
+void dispatch_count(struct dispatch_ctx *c, int r);
+
+#ifdef DISPATCH_INTERNAL
+/*
+ * Tests and the fuzzer only: no unlock delay and a 1-round passphrase KDF,
+ * so thousands of LOCK/UNLOCK inputs run fast.
+ */
+void dispatch_set_test_mode(struct dispatch_ctx *c, int on);
+#endif
+
 #endif /* TS_AGENT_DISPATCH_H */

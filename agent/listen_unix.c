@@ -173,7 +173,6 @@ static void
 listener_refuse(struct listener *ls, int fd, const struct agent_peer *peer)
 {
 	struct audit_rec rec;
-	struct wbuf *b;
 	char why[128];
 
 	snprintf(why, sizeof(why), "uid %u gid %u not allowed",
@@ -185,13 +184,8 @@ listener_refuse(struct listener *ls, int fd, const struct agent_peer *peer)
 	rec.result = TS_ERR_POLICY_PEER;
 	rec.reason = why;
 	(void)audit_log(dispatch_audit(ls->ctx), &rec);
-	if ((b = wbuf_new(512)) != NULL &&
-	    dispatch_failure(b, TS_ERR_POLICY_PEER,
-		"peer not allowed: uid not permitted by the agent") == 0)
-		(void)send(
-		    fd, wbuf_ptr(b), wbuf_len(b), MSG_NOSIGNAL | MSG_DONTWAIT);
-	wbuf_free(b);
-	close(fd);
+	(void)connmgr_add_refused(ls->m, fd, peer, TS_ERR_POLICY_PEER,
+	    "peer not allowed: uid not permitted by the agent");
 }
 
 static void

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,6 +265,20 @@ pin_kind(enum config_pin k)
 				    : KS_PIN_NONE;
 }
 
+/*
+ * Wipes an environment variable's value in place (the initial environment
+ * block is what /proc/PID/environ shows) and removes it.
+ */
+static void
+scrub_env(const char *name)
+{
+	char *v = getenv(name);
+
+	if (v != NULL)
+		explicit_bzero(v, strlen(v));
+	unsetenv(name);
+}
+
 /* Loads modules, logs in, builds the key table. */
 static int
 open_tokens(struct agent *a)
@@ -321,12 +336,12 @@ open_tokens(struct agent *a)
 			return TS_ERR_P11_TOKEN_NOT_FOUND;
 		}
 	}
-	/* An env PIN must not reach askpass or other children. */
+	/* An env PIN must not reach children or /proc/PID/environ. */
 	if (c->pin_kind == CONFIG_PIN_ENV && c->pin_value != NULL)
-		unsetenv(c->pin_value);
+		scrub_env(c->pin_value);
 	for (t = 0; t < c->ntokens; t++)
 		if (c->tokens[t].pin_kind == CONFIG_PIN_ENV)
-			unsetenv(c->tokens[t].pin_value);
+			scrub_env(c->tokens[t].pin_value);
 	if ((r = keystore_load(a->ks)) != 0)
 		return r;
 	logit("%zu token(s), %zu key(s)", keystore_token_count(a->ks),
@@ -520,10 +535,11 @@ main(int argc, char **argv)
 				    "tokensign-agent: start-up "
 				    "failed (see syslog)\n");
 				unlink(sock_path);
-				return 1;
+				_exit(1);
 			}
 			print_env(sh, sock_path, (long)pid);
-			return 0;
+			/* The child owns everything now; skip our destructors. */
+			_exit(0);
 		}
 		close(pipefd[0]);
 		if (setsid() < 0)
@@ -600,6 +616,8 @@ main(int argc, char **argv)
 		}
 	} else if (sh >= 0)
 		print_env(sh, sock_path, (long)getpid());
+	/* Start-up (module load, key discovery) leaves freed heap behind. */
+	malloc_trim(0);
 	listen_sd_notify("READY=1");
 	logit("listening on %s",
 	    sock_path != NULL ? sock_path : "socket-activated fd");

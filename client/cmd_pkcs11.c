@@ -147,6 +147,10 @@ p11cmd_pin(struct p11cmd *c, struct p11_token *tok, struct p11_pin **pinp)
 	*pinp = NULL;
 	if (c->no_pin)
 		return 0;
+	/* --pin-source takes a plain (maybe relative) path or a file: URI */
+	if (c->pin_source != NULL && strncmp(c->pin_source, "file:", 5) != 0 &&
+	    c->pin_source[0] != '|')
+		return p11_pin_from_file(c->pin_source, pinp);
 	if (c->pin_source != NULL)
 		return p11_pin_from_source(c->pin_source, pinp);
 	if (c->pin_env != NULL)
@@ -204,11 +208,12 @@ cmd_tokens(struct p11cmd *c)
 		if (!p11_token_match_uri(tok, c->uri))
 			continue;
 		if (c->json) {
-			o = json_pack("{s:I,s:s,s:b,s:s,s:s,s:s,s:s,s:s,s:b,"
+			o = json_pack("{s:I,s:s,s:b,s:b,s:s,s:s,s:s,s:s,s:s,"
 				      "s:b,s:b}",
 			    "slot_id", (json_int_t)p11_token_slot_id(tok),
 			    "slot_description", p11_token_slot_description(tok),
-			    "present", p11_token_present(tok), "label",
+			    "present", p11_token_present(tok), "initialized",
+			    p11_token_initialized(tok), "label",
 			    p11_token_label(tok), "manufacturer",
 			    p11_token_manufacturer(tok), "model",
 			    p11_token_model(tok), "serial",
@@ -285,12 +290,24 @@ cmd_keys(struct p11cmd *c, int pem_only)
 
 	want_login = c->pin_source != NULL || c->pin_env != NULL || c->no_pin ||
 	    p11_uri_get(c->uri, P11_URI_PIN_SOURCE) != NULL;
+	/*
+	 * One PIN, one token: trying it on every token would spend a try on
+	 * each whose PIN differs.
+	 */
+	if (want_login &&
+	    (r = p11_provider_find_token(c->prov, c->uri, &tok)) != 0) {
+		if (r == TS_ERR_AMBIGUOUS)
+			fprintf(stderr,
+			    "tokensign pkcs11: several tokens match; name one "
+			    "(pkcs11:token=...) to log in with a PIN\n");
+		return p11cmd_fail(r, "login");
+	}
 	if (c->json && (arr = json_array()) == NULL)
 		return p11cmd_fail(TS_ERR_ALLOC, "json");
 	n = p11_provider_token_count(c->prov);
 	for (i = 0; i < n; i++) {
 		tok = p11_provider_token(c->prov, i);
-		if (!p11_token_present(tok) ||
+		if (!p11_token_present(tok) || !p11_token_initialized(tok) ||
 		    !p11_token_match_uri(tok, c->uri))
 			continue;
 		if (want_login && (r = p11cmd_login(c, tok)) != 0) {

@@ -24,8 +24,8 @@
 #define TS_PROTO_MAX_KEYREF  8192 /* key id, label or PKCS#11 URI */
 #define TS_PROTO_MAX_PASS    1024 /* LOCK/UNLOCK passphrase */
 #define TS_PROTO_MAX_MESSAGE 1024 /* FAILURE message text */
-#define TS_PROTO_MAX_NAME    256  /* HELLO peer name */
-#define TS_PROTO_KEY_ID_LEN  16	  /* hex chars of a key id */
+#define TS_PROTO_MAX_NAME    256 /* HELLO peer name */
+#define TS_PROTO_KEY_ID_LEN  16 /* hex chars of a key id */
 
 /* The first and last type number of ours (for dispatch range checks). */
 #define TS_MSG_FIRST 100

@@ -61,6 +61,12 @@ struct p11_token {
 	pthread_mutex_t op_lock;
 	pthread_mutex_t lock;
 	int logged_in;
+	/*
+	 * Closing an application's last session logs it out (PKCS#11 v2.40
+	 * C_CloseSession), so while logged in one session is kept open and
+	 * never used for operations: the pool may then close any of its own.
+	 */
+	CK_SESSION_HANDLE anchor;
 	unsigned generation; /* bumped on logout/removal: stale sessions */
 	struct p11_pin *kept_pin;
 	CK_SESSION_HANDLE *idle;
@@ -94,6 +100,12 @@ struct p11_key {
 };
 
 /* token.c */
+/*
+ * Copies a blank-padded CK_* text field (len bytes) into dst as a
+ * NUL-terminated string: trailing blanks dropped, control bytes made '?'.
+ */
+void p11_ck_strcpy(
+    char *dst, size_t dstlen, const unsigned char *src, size_t len);
 /* Returns a new token for slot (not yet refreshed), or NULL on OOM. */
 struct p11_token *p11_token_new(struct p11_provider *prov, CK_SLOT_ID slot);
 /* Closes pooled sessions, frees keys and the token. */

@@ -30,22 +30,6 @@
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct p11_provider *registry;
 
-/* Copies a blank-padded CK_* field into a NUL-terminated string. */
-static void
-ck_strcpy(char *dst, size_t dstlen, const unsigned char *src, size_t len)
-{
-	size_t i;
-
-	if (len > dstlen - 1)
-		len = dstlen - 1;
-	while (len > 0 && (src[len - 1] == ' ' || src[len - 1] == '\0'))
-		len--;
-	for (i = 0; i < len; i++)
-		/* control bytes from a device are not printable text */
-		dst[i] = (src[i] < 0x20 || src[i] == 0x7f) ? '?' : (char)src[i];
-	dst[len] = '\0';
-}
-
 int
 p11_provider_check_allowed(
     const char *path, const char *allowlist, char **realp)
@@ -140,7 +124,8 @@ provider_load(const char *real, struct p11_provider **provp)
 	}
 	pthread_mutex_init(prov->lock, NULL);
 	prov->refs = 1;
-	if ((prov->dl = dlopen(real, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+	if ((prov->dl = dlopen(real, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE)) ==
+	    NULL) {
 		error_f("cannot load %.200s: %.200s", real, dlerror());
 		goto out;
 	}
@@ -179,9 +164,9 @@ provider_load(const char *real, struct p11_provider **provp)
 		error_f("%.200s: C_GetInfo: %s", real, p11_rv_name(rv));
 		goto out;
 	}
-	ck_strcpy(prov->manufacturer, sizeof(prov->manufacturer),
+	p11_ck_strcpy(prov->manufacturer, sizeof(prov->manufacturer),
 	    info.manufacturerID, sizeof(info.manufacturerID));
-	ck_strcpy(prov->description, sizeof(prov->description),
+	p11_ck_strcpy(prov->description, sizeof(prov->description),
 	    info.libraryDescription, sizeof(info.libraryDescription));
 	prov->ck_major = info.cryptokiVersion.major;
 	prov->ck_minor = info.cryptokiVersion.minor;

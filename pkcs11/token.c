@@ -36,6 +36,7 @@ p11_token_new(struct p11_provider *prov, CK_SLOT_ID slot)
 	}
 	tok->prov = prov;
 	tok->slot = slot;
+	tok->anchor = CK_INVALID_HANDLE;
 	pthread_mutex_init(&tok->op_lock, NULL);
 	pthread_mutex_init(&tok->lock, NULL);
 	return tok;
@@ -50,6 +51,8 @@ p11_token_free(struct p11_token *tok)
 		return;
 	for (i = 0; i < tok->nidle; i++)
 		tok->prov->f->C_CloseSession(tok->idle[i]);
+	if (tok->anchor != CK_INVALID_HANDLE)
+		tok->prov->f->C_CloseSession(tok->anchor);
 	for (i = 0; i < tok->nkeys; i++)
 		p11_key_free(tok->keys[i]);
 	free(tok->keys);
@@ -62,9 +65,8 @@ p11_token_free(struct p11_token *tok)
 	free(tok);
 }
 
-/* Copies a blank-padded CK_* field into a NUL-terminated string. */
-static void
-ck_strcpy(char *dst, size_t dstlen, const unsigned char *src, size_t len)
+void
+p11_ck_strcpy(char *dst, size_t dstlen, const unsigned char *src, size_t len)
 {
 	size_t i;
 
@@ -72,6 +74,7 @@ ck_strcpy(char *dst, size_t dstlen, const unsigned char *src, size_t len)
 		len = dstlen - 1;
 	while (len > 0 && (src[len - 1] == ' ' || src[len - 1] == '\0'))
 		len--;
+	/* control bytes from a device are not printable text */
 	for (i = 0; i < len; i++)
 		dst[i] = (src[i] < 0x20 || src[i] == 0x7f) ? '?' : (char)src[i];
 	dst[len] = '\0';
@@ -80,12 +83,14 @@ ck_strcpy(char *dst, size_t dstlen, const unsigned char *src, size_t len)
 void
 p11_token_mark_removed(struct p11_token *tok)
 {
-	CK_SESSION_HANDLE idle[P11_POOL_MAX_IDLE];
+	CK_SESSION_HANDLE idle[P11_POOL_MAX_IDLE], anchor;
 	size_t i, n;
 
 	pthread_mutex_lock(&tok->lock);
 	tok->present = 0;
 	tok->logged_in = 0;
+	anchor = tok->anchor;
+	tok->anchor = CK_INVALID_HANDLE;
 	tok->generation++;
 	n = tok->nidle;
 	memcpy(idle, tok->idle, n * sizeof(*idle));
@@ -100,6 +105,8 @@ p11_token_mark_removed(struct p11_token *tok)
 	pthread_mutex_unlock(&tok->lock);
 	for (i = 0; i < n; i++)
 		tok->prov->f->C_CloseSession(idle[i]);
+	if (anchor != CK_INVALID_HANDLE)
+		tok->prov->f->C_CloseSession(anchor);
 }
 
 int
@@ -163,10 +170,10 @@ p11_token_refresh(struct p11_token *tok)
 		return p11_token_rv(tok, rv, "C_GetSlotInfo");
 	}
 	pthread_mutex_lock(&tok->lock);
-	ck_strcpy(tok->slot_desc, sizeof(tok->slot_desc), si.slotDescription,
-	    sizeof(si.slotDescription));
-	ck_strcpy(tok->slot_manuf, sizeof(tok->slot_manuf), si.manufacturerID,
-	    sizeof(si.manufacturerID));
+	p11_ck_strcpy(tok->slot_desc, sizeof(tok->slot_desc),
+	    si.slotDescription, sizeof(si.slotDescription));
+	p11_ck_strcpy(tok->slot_manuf, sizeof(tok->slot_manuf),
+	    si.manufacturerID, sizeof(si.manufacturerID));
 	pthread_mutex_unlock(&tok->lock);
 	if ((si.flags & CKF_TOKEN_PRESENT) == 0) {
 		p11_token_mark_removed(tok);
@@ -176,12 +183,12 @@ p11_token_refresh(struct p11_token *tok)
 		p11_token_mark_removed(tok);
 		return p11_token_rv(tok, rv, "C_GetTokenInfo");
 	}
-	ck_strcpy(label, sizeof(label), ti.label, sizeof(ti.label));
-	ck_strcpy(
+	p11_ck_strcpy(label, sizeof(label), ti.label, sizeof(ti.label));
+	p11_ck_strcpy(
 	    serial, sizeof(serial), ti.serialNumber, sizeof(ti.serialNumber));
-	ck_strcpy(
+	p11_ck_strcpy(
 	    manuf, sizeof(manuf), ti.manufacturerID, sizeof(ti.manufacturerID));
-	ck_strcpy(model, sizeof(model), ti.model, sizeof(ti.model));
+	p11_ck_strcpy(model, sizeof(model), ti.model, sizeof(ti.model));
 	/* another token in the same slot: forget everything about the old */
 	if (tok->present &&
 	    (strcmp(label, tok->label) != 0 ||
@@ -586,8 +593,14 @@ done:
 		tok->kept_pin = keep;
 		keep = NULL;
 	}
+	/* the login session becomes the anchor that keeps us logged in */
+	if (tok->anchor == CK_INVALID_HANDLE && gen == tok->generation) {
+		tok->anchor = s;
+		s = CK_INVALID_HANDLE;
+	}
 	pthread_mutex_unlock(&tok->lock);
-	p11_session_put(tok, s, gen, 0);
+	if (s != CK_INVALID_HANDLE)
+		p11_session_put(tok, s, gen, 0);
 	s = CK_INVALID_HANDLE;
 	/* private keys are visible now */
 	if ((r = token_load_keys_locked(tok)) != 0)
@@ -604,7 +617,7 @@ out:
 int
 p11_token_logout(struct p11_token *tok)
 {
-	CK_SESSION_HANDLE s;
+	CK_SESSION_HANDLE s, anchor;
 	unsigned gen;
 	size_t i;
 	CK_RV rv = CKR_OK;
@@ -620,11 +633,15 @@ p11_token_logout(struct p11_token *tok)
 	}
 	pthread_mutex_lock(&tok->lock);
 	tok->logged_in = 0;
+	anchor = tok->anchor;
+	tok->anchor = CK_INVALID_HANDLE;
 	p11_pin_free(tok->kept_pin);
 	tok->kept_pin = NULL;
 	for (i = 0; i < tok->nkeys; i++)
 		tok->keys[i]->priv = CK_INVALID_HANDLE;
 	pthread_mutex_unlock(&tok->lock);
+	if (anchor != CK_INVALID_HANDLE)
+		tok->prov->f->C_CloseSession(anchor);
 	pthread_mutex_unlock(&tok->op_lock);
 	return r;
 }
