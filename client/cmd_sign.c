@@ -584,7 +584,8 @@ sign_exit_status(int r)
 {
 	if (r == 0)
 		return TS_EXIT_OK;
-	if (r == TS_ERR_REF_INVALID || r == TS_ERR_INVALID_ARG)
+	if (r == TS_ERR_REF_INVALID || r == TS_ERR_INVALID_ARG ||
+	    r == TS_ERR_KEY_INVALID)
 		return TS_EXIT_USAGE;
 	if (r <= -30 && r >= -59)
 		return TS_EXIT_AGENT;

@@ -145,7 +145,7 @@ ts_reg_expect_fail "bad reference" 2 "lowercase" \
 ts_reg_expect_fail "unknown image" 12 "MANIFEST_UNKNOWN|NAME_UNKNOWN" \
     "$TS_CLIENT" sign --key "file:$TS_TMP/p256.key" "$R/demo/nope:v1"
 ts_reg_expect_fail "no image" 2 "no IMAGE" "$TS_CLIENT" sign --key "file:$TS_TMP/p256.key"
-ts_reg_expect_fail "bad key file" nonzero "not a PEM private key" \
+ts_reg_expect_fail "bad key file" 2 "not a PEM private key" \
     "$TS_CLIENT" sign --key "file:$TS_TMP/p256.pub" "$R/demo/app@$D"
 # nothing half-written after the failures above
 n=$(ts_sig_layers "$R/demo/app" "$D" | wc -l)
