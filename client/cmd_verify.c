@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include "client/commands.h"
+#include "client/http.h"
+#include "client/regverify.h"
 #include "client/verify.h"
 #include "common/digest.h"
 #include "common/err.h"
@@ -50,6 +52,8 @@ struct verify_args {
 	const char *signature;
 	const char *digest;
 	const char *image;
+	int recursive;
+	struct http_opts hopts;
 	struct payload_kv ann[VERIFY_MAX_ANNOTATION_ARGS];
 	char *ann_mem[2 * VERIFY_MAX_ANNOTATION_ARGS];
 	size_t n_ann;
@@ -60,7 +64,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: tokensign verify --key PUB.pem [-a KEY=VALUE]... "
-	    "[--identity REF] IMAGE\n"
+	    "[--identity REF]\n"
+	    "                        [--recursive] [registry options] IMAGE\n"
 	    "       tokensign verify --key PUB.pem [-a KEY=VALUE]... "
 	    "--identity REF --local DIR\n"
 	    "       tokensign verify --key PUB.pem [-a KEY=VALUE]... "
@@ -68,11 +73,14 @@ usage(FILE *f)
 	    "                        --payload FILE --signature FILE "
 	    "--digest sha256:HEX\n"
 	    "\n"
+	    "  --recursive                also verify every child of an "
+	    "index\n" HTTP_OPTS_USAGE "\n"
 	    "Prints the verified payloads as JSON on stdout and a summary on "
 	    "stderr.\n"
-	    "Exit status: 0 verified, %d no signatures, %d none valid, %d bad "
-	    "arguments.\n",
-	    TS_EXIT_NO_SIGNATURES, TS_EXIT_INVALID, TS_EXIT_USAGE);
+	    "Exit status: 0 verified, %d no signatures, %d none valid, %d "
+	    "registry error, %d bad arguments.\n",
+	    TS_EXIT_NO_SIGNATURES, TS_EXIT_INVALID, TS_EXIT_REGISTRY,
+	    TS_EXIT_USAGE);
 }
 
 static void
@@ -82,6 +90,7 @@ args_free(struct verify_args *a)
 
 	for (i = 0; i < 2 * a->n_ann; i++)
 		free(a->ann_mem[i]);
+	http_opts_cleanup(&a->hopts);
 }
 
 /* Returns 0, or TS_EXIT_USAGE after printing why. */
@@ -96,7 +105,9 @@ parse_args(int argc, char **argv, struct verify_args *a)
 		{ "payload", required_argument, NULL, 'p' },
 		{ "signature", required_argument, NULL, 's' },
 		{ "digest", required_argument, NULL, 'd' },
+		{ "recursive", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
+		HTTP_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
 	char *k, *v;
@@ -105,6 +116,14 @@ parse_args(int argc, char **argv, struct verify_args *a)
 	optind = 1;
 	opterr = 1;
 	while ((c = getopt_long(argc, argv, "a:h", opts, NULL)) != -1) {
+		if ((r = http_opts_handle(&a->hopts, c, optarg)) != 0) {
+			if (r < 0) {
+				error("verify: invalid registry option: %s",
+				    ts_err(r));
+				return TS_EXIT_USAGE;
+			}
+			continue;
+		}
 		switch (c) {
 		case 'k':
 			a->key = optarg;
@@ -142,6 +161,9 @@ parse_args(int argc, char **argv, struct verify_args *a)
 		case 'd':
 			a->digest = optarg;
 			break;
+		case 'r':
+			a->recursive = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return -1;
@@ -178,6 +200,10 @@ parse_args(int argc, char **argv, struct verify_args *a)
 		error("verify: --signature and --digest go with --payload");
 		return TS_EXIT_USAGE;
 	}
+	if (a->image == NULL && a->recursive) {
+		error("verify: --recursive needs an IMAGE");
+		return TS_EXIT_USAGE;
+	}
 	if (a->image == NULL && a->identity == NULL) {
 		error("verify: offline verification has no image reference: "
 		      "--identity REF is required");
@@ -197,7 +223,7 @@ read_capped(const char *path, size_t max, uint8_t **out, size_t *out_len)
 	uint8_t *buf = NULL;
 	size_t n = 0;
 	ssize_t got;
-	int fd, r = TS_ERR_SYSTEM;
+	int fd, saved, r = TS_ERR_SYSTEM;
 
 	*out = NULL;
 	*out_len = 0;
@@ -228,7 +254,9 @@ read_capped(const char *path, size_t max, uint8_t **out, size_t *out_len)
 	buf = NULL;
 	r = 0;
 out:
+	saved = errno; /* for report_read_error(): close() may change it */
 	close(fd);
+	errno = saved;
 	free(buf);
 	return r;
 }
@@ -490,23 +518,6 @@ out:
 	return status;
 }
 
-/*
- * The registry path: fetch the .sig manifest (client/oci.h), turn each
- * layer plus its blob into a verify_candidate and call verify_and_report().
- * XXX owned by the registry work (issue 4); until it lands, say so.
- */
-static int
-verify_remote(
-    const struct verify_key *k, struct verify_policy *pol, const char *image)
-{
-	(void)k;
-	(void)pol;
-	error("verify: verifying %.200s from a registry is not available in "
-	      "this build; use --local DIR or --payload/--signature/--digest",
-	    image);
-	return TS_EXIT_USAGE;
-}
-
 int
 cmd_verify(int argc, char **argv)
 {
@@ -552,7 +563,9 @@ cmd_verify(int argc, char **argv)
 	else if (a.payload != NULL)
 		status = verify_files(k, &pol, &a);
 	else
-		status = verify_remote(k, &pol, a.image);
+		/* fetch through client/oci.h: client/regverify.c */
+		status = regverify_image(
+		    k, &pol, a.image, &a.hopts, a.recursive, stdout, stderr);
 out:
 	verify_key_free(k);
 	args_free(&a);

@@ -165,8 +165,11 @@ ann_parse(const json_t *o, const char *what, struct annotations *a, char *why,
 		return 0;
 	}
 	if (r != 0) {
-		if (json_is_null(json_object_get(o, "annotations")))
+		if (json_is_null(json_object_get(o, "annotations"))) {
+			if (why != NULL && why_len > 0)
+				why[0] = '\0';
 			return 0;
+		}
 		return TS_ERR_MANIFEST_INVALID;
 	}
 	json_object_foreach(obj, k, v)
