@@ -32,8 +32,16 @@ for k in p256 rsa2048 rsa3072 ed25519; do
 	    ts_fail "$k: sign failed: $(cat "$TS_TMP/err") $(tail -3 "$TS_TMP/agent.log")"
 	ts_check_sigs "$R/agent/$k" "$D" "$TS_TMP/$k.pem" 1
 	ts_strict_verify "$R/agent/$k" "$D" "$TS_TMP/$k.pem"
+	"$TS_CLIENT" verify --key "$TS_TMP/$k.pem" "$R/agent/$k:v1" >/dev/null 2>"$TS_TMP/err" ||
+	    ts_fail "$k: tokensign verify IMAGE: $(cat "$TS_TMP/err")"
 	ts_pass "$k: agent signature in the registry verifies (openssl, strict verifier), cosign bytes"
 done
+
+ts_reg_expect_fail "verify IMAGE with another key" 11 "." \
+    "$TS_CLIENT" verify --key "$TS_TMP/rsa2048.pem" "$R/agent/p256:v1"
+ts_image "$R/agent/unsigned:v1" unsigned
+ts_reg_expect_fail "verify IMAGE without signatures" 10 "." \
+    "$TS_CLIENT" verify --key "$TS_TMP/p256.pem" "$R/agent/unsigned:v1"
 
 # the same key again: already signed (checked with the agent's public key)
 Dp=$(ts_manifest_digest "$R/agent/p256:v1")

@@ -49,6 +49,16 @@ for d in $DI $children; do
 done
 ts_pass "skopeo copy --all carried the index and child signatures; verified at the destination"
 
+# tokensign verify IMAGE at the destination (registry path, --recursive)
+"$TS_CLIENT" verify --key "$TS_TMP/p256.pem" --identity "$A/interop/multi" -a stage=release \
+    --recursive "$B/mirror/multi:v1" >"$TS_TMP/v.json" 2>"$TS_TMP/v.err" ||
+    ts_fail "tokensign verify at the destination: $(cat "$TS_TMP/v.err")"
+python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1]) if l.strip()]' "$TS_TMP/v.json" ||
+    ts_fail "verify output is not JSON: $(cat "$TS_TMP/v.json")"
+ts_reg_expect_fail "destination identity without --identity" 11 "." \
+    "$TS_CLIENT" verify --key "$TS_TMP/p256.pem" "$B/mirror/multi:v1"
+ts_pass "tokensign verify --recursive accepts the copied signatures at the destination"
+
 # the identity is the source repository: at the destination without
 # --identity naming it, the strict verifier refuses (identity mismatch)
 pd=$(ts_sig_layers "$B/mirror/multi" "$DI" | cut -d' ' -f1)
