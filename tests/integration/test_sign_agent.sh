@@ -43,6 +43,12 @@ ts_image "$R/agent/unsigned:v1" unsigned
 ts_reg_expect_fail "verify IMAGE without signatures" 10 "." \
     "$TS_CLIENT" verify --key "$TS_TMP/p256.pem" "$R/agent/unsigned:v1"
 
+# tree names the agent key that made each signature (no --key needed)
+tree=$("$TS_CLIENT" tree "$R/agent/rsa3072:v1" 2>&1) || ts_fail "tree: $tree"
+fp=$(openssl pkey -pubin -in "$TS_TMP/rsa3072.pem" -outform DER | sha256sum | cut -d' ' -f1)
+grep -q "key: SHA256:$fp (agent key rsa3072)" <<<"$tree" || ts_fail "tree lacks the agent key: $tree"
+ts_pass "tree identifies the signing key through the agent"
+
 # the same key again: already signed (checked with the agent's public key)
 Dp=$(ts_manifest_digest "$R/agent/p256:v1")
 out=$("$TS_CLIENT" sign -v --key p256 "$R/agent/p256@$Dp" 2>&1) || ts_fail "re-sign: $out"
