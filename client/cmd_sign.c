@@ -66,7 +66,11 @@ struct target {
 	size_t nseen;
 	struct digest put_digest; /* last manifest we PUT (or saw with us) */
 	double put_time;
+	double read_time; /* when the .sig was read for this write */
+	double window; /* longest read..PUT seen, seconds */
 	int already; /* our signature was already there */
+	struct digest *children; /* --recursive: an index's children */
+	size_t nchildren;
 	int rc;
 };
 
@@ -97,6 +101,7 @@ struct sign_ctx {
 	pthread_mutex_t lock;
 	const struct payload_kv *kv;
 	size_t nkv;
+	const struct sign_backend *backend;
 };
 
 static double
@@ -242,83 +247,135 @@ preflight(struct sign_ctx *c, struct job *j, struct target *t)
 	return 0;
 }
 
-/* Resolves input[i] into one or more targets (children with --recursive). */
+/* Phase 1a, per input: resolve to a digest; list an index's children. */
+static int
+resolve_one(struct sign_ctx *c, struct job *j, struct target *t)
+{
+	struct oci_manifest *m = NULL;
+	struct ref *pin;
+	char ds[DIGEST_STR_MAX];
+	int r;
+
+	if ((r = oci_manifest_get(job_oci(j, t->ref), t->ref, &m)) != 0) {
+		error("%s: cannot resolve the image: %s", ref_string(t->ref),
+		    ts_err(r));
+		return r;
+	}
+	if (ref_digest(t->ref) == NULL) {
+		if (digest_format(&m->digest, ds, sizeof(ds)) != 0)
+			ds[0] = '\0';
+		/* cosign warns the same way */
+		logit("WARNING: %s is a tag, not a digest: signing %s, the "
+		      "digest it names now. Sign by digest (IMAGE@%s) to be "
+		      "sure of what you sign.",
+		    ref_string(t->ref), ds, ds);
+		t->from_tag = 1;
+	}
+	t->digest = m->digest;
+	if (c->recursive && oci_manifest_is_index(m) &&
+	    (r = oci_index_children(m, &t->children, &t->nchildren)) != 0) {
+		error("%s: %s", ref_string(t->ref), ts_err(r));
+		oci_manifest_free(m);
+		return r;
+	}
+	oci_manifest_free(m);
+	if ((pin = ref_with_digest(t->ref, &t->digest)) == NULL)
+		fatal_f("out of memory");
+	ref_free(t->ref);
+	t->ref = pin;
+	return 0;
+}
+
+/*
+ * Parses every input first (usage errors before any network), resolves
+ * them in parallel, then adds each index's children after it.
+ */
 static int
 resolve_inputs(struct sign_ctx *c, char **inputs, size_t n)
 {
-	struct target *t = NULL;
-	size_t nt = 0, i, k, nch;
-	struct ref *ref = NULL, *pin;
-	struct oci_manifest *m = NULL;
-	struct digest *ch = NULL;
-	char why[256], ds[DIGEST_STR_MAX];
+	struct target *t, *all = NULL;
+	size_t i, k, nt = 0;
+	char why[256];
 	int r = 0;
 
-	for (i = 0; i < n; i++) {
-		if ((r = ref_parse(inputs[i], &ref, why, sizeof(why))) != 0) {
-			error("%.200s: %s", inputs[i], why);
-			goto out;
-		}
-		if ((r = oci_manifest_get(
-			 job_oci(&c->jobs[0], ref), ref, &m)) != 0) {
-			error("%s: cannot resolve the image: %s",
-			    ref_string(ref), ts_err(r));
-			goto out;
-		}
-		if (ref_digest(ref) == NULL) {
-			if (digest_format(&m->digest, ds, sizeof(ds)) != 0)
-				ds[0] = '\0';
-			/* cosign warns the same way */
-			logit("WARNING: %s is a tag, not a digest: signing "
-			      "%s, the digest it names now. Sign by digest "
-			      "(IMAGE@%s) to be sure of what you sign.",
-			    ref_string(ref), ds, ds);
-		}
-		pin = ref_with_digest(ref, &m->digest);
-		if (pin == NULL)
-			fatal_f("out of memory");
-		t = xreallocarray(t, nt + 1, sizeof(*t));
-		memset(&t[nt], 0, sizeof(*t));
-		t[nt].input = xstrdup(ref_string(ref));
-		t[nt].ref = pin;
-		t[nt].digest = m->digest;
-		t[nt].from_tag = ref_digest(ref) == NULL;
-		nt++;
-		if (c->recursive && oci_manifest_is_index(m)) {
-			if ((r = oci_index_children(m, &ch, &nch)) != 0) {
-				error("%s: %s", ref_string(ref), ts_err(r));
-				goto out;
-			}
-			for (k = 0; k < nch; k++) {
-				t = xreallocarray(t, nt + 1, sizeof(*t));
-				memset(&t[nt], 0, sizeof(*t));
-				if ((t[nt].ref = ref_with_digest(
-					 ref, &ch[k])) == NULL)
-					fatal_f("out of memory");
-				t[nt].input = xstrdup(ref_string(t[nt].ref));
-				t[nt].digest = ch[k];
-				nt++;
-			}
-			free(ch);
-			ch = NULL;
-		}
-		oci_manifest_free(m);
-		m = NULL;
-		ref_free(ref);
-		ref = NULL;
-		if (nt > SIGN_MAX_IMAGES) {
-			error("more than %d images", SIGN_MAX_IMAGES);
-			r = TS_ERR_TOO_LARGE;
-			goto out;
-		}
-	}
-out:
-	free(ch);
-	oci_manifest_free(m);
-	ref_free(ref);
+	t = xcalloc(n, sizeof(*t));
 	c->t = t;
+	c->nt = n;
+	for (i = 0; i < n; i++) {
+		if ((r = ref_parse(inputs[i], &t[i].ref, why, sizeof(why))) !=
+		    0) {
+			error("%.200s: %s", inputs[i], why);
+			return r;
+		}
+		t[i].input = xstrdup(ref_string(t[i].ref));
+	}
+	run_phase(c, "resolving images", resolve_one);
+	for (i = 0; i < n; i++)
+		if (t[i].rc != 0)
+			return t[i].rc;
+	for (i = 0; i < n; i++) {
+		if (nt + 1 + t[i].nchildren > SIGN_MAX_IMAGES) {
+			error("more than %d images", SIGN_MAX_IMAGES);
+			return TS_ERR_TOO_LARGE;
+		}
+		all = xreallocarray(all, nt + 1 + t[i].nchildren, sizeof(*all));
+		all[nt++] = t[i];
+		for (k = 0; k < t[i].nchildren; k++) {
+			memset(&all[nt], 0, sizeof(*all));
+			if ((all[nt].ref = ref_with_digest(
+				 t[i].ref, &t[i].children[k])) == NULL)
+				fatal_f("out of memory");
+			all[nt].input = xstrdup(ref_string(all[nt].ref));
+			all[nt].digest = t[i].children[k];
+			nt++;
+		}
+		free(t[i].children);
+		all[nt - 1 - t[i].nchildren].children = NULL;
+		all[nt - 1 - t[i].nchildren].nchildren = 0;
+	}
+	free(t);
+	c->t = all;
 	c->nt = nt;
-	return r;
+	return 0;
+}
+
+/*
+ * cosign's rule (pkg/cosign/remote/remote.go): a layer with our payload
+ * digest and media type, the same annotations apart from the signature,
+ * and a signature that verifies with our key is the same signature.
+ */
+static int
+already_signed(const struct sign_ctx *c, const struct sigmanifest *sm,
+    const struct target *t)
+{
+	const struct siglayer *l;
+	const char *k, *v, *k2, *v2;
+	size_t i, a, n;
+
+	for (i = 0; i < sigmanifest_layer_count(sm); i++) {
+		l = sigmanifest_layer(sm, i);
+		if (!siglayer_is_signature(l) ||
+		    !digest_equal(
+			siglayer_digest(l), siglayer_digest(t->layer)) ||
+		    (n = siglayer_annotation_count(l)) !=
+			siglayer_annotation_count(t->layer))
+			continue;
+		for (a = 0; a < n; a++) {
+			if (siglayer_annotation_at(l, a, &k, &v) != 0 ||
+			    siglayer_annotation_at(t->layer, a, &k2, &v2) !=
+				0 ||
+			    strcmp(k, k2) != 0 ||
+			    (strcmp(k, SIG_ANN_SIGNATURE) != 0 &&
+				strcmp(v, v2) != 0))
+				break;
+		}
+		if (a == n &&
+		    sign_backend_verifies(c->backend, t->payload,
+			t->payload_len,
+			siglayer_annotation(l, SIG_ANN_SIGNATURE)))
+			return 1;
+	}
+	return 0;
 }
 
 /* ---- phase 3: upload ------------------------------------------------ */
@@ -376,6 +433,8 @@ put_sig(struct oci *o, struct target *t, const struct sigmanifest *sm)
 		 OCI_MT_MANIFEST, man, ml, &t->put_digest)) != 0)
 		goto out;
 	t->put_time = now_s();
+	if (t->put_time - t->read_time > t->window)
+		t->window = t->put_time - t->read_time;
 out:
 	free(man);
 	free(cfg);
@@ -390,9 +449,19 @@ upload(struct sign_ctx *c, struct job *j, struct target *t)
 	const struct siglayer *l;
 	struct digest dg;
 	size_t i;
-	int r, added = 0, have_blob = 0;
+	int r, added = 0;
 
 	(void)c;
+	/*
+	 * The payload blob first: it does not depend on the .sig, and the
+	 * read-modify-write window below (GET .sig .. PUT manifest) must be
+	 * as short as possible.  Re-uploading an existing blob is harmless.
+	 */
+	if ((r = oci_blob_put(o, ref_repository(t->ref), t->payload,
+		 t->payload_len, siglayer_digest(t->layer), 0, &t->location)) !=
+	    0)
+		goto out;
+	t->read_time = now_s();
 	if ((r = read_sig(o, t, &sm, &dg)) != 0)
 		goto out;
 	/* remember what we saw: a lost update must not drop them either */
@@ -402,27 +471,20 @@ upload(struct sign_ctx *c, struct job *j, struct target *t)
 		l = sigmanifest_layer(sm, i);
 		if ((t->seen[i] = siglayer_dup(l)) == NULL)
 			fatal_f("out of memory");
-		/* a listed layer's blob is in the repository already */
-		if (digest_equal(siglayer_digest(l), siglayer_digest(t->layer)))
-			have_blob = 1;
+	}
+	if (already_signed(c, sm, t)) {
+		t->already = 1;
+		verbose(
+		    "%s: already signed with this key and payload", t->input);
+		goto out;
 	}
 	if ((r = sigmanifest_append(sm, t->layer, &added)) != 0)
 		goto out;
 	if (!added) {
 		t->already = 1;
 		verbose("%s: already signed with this signature", t->input);
-		if (t->location != NULL)
-			oci_upload_cancel(
-			    o, ref_repository(t->ref), t->location);
 		goto out;
 	}
-	if (!have_blob) {
-		if ((r = oci_blob_put(o, ref_repository(t->ref), t->payload,
-			 t->payload_len, siglayer_digest(t->layer), 0,
-			 &t->location)) != 0)
-			goto out;
-	} else if (t->location != NULL)
-		oci_upload_cancel(o, ref_repository(t->ref), t->location);
 	r = put_sig(o, t, sm);
 out:
 	free(t->location);
@@ -445,7 +507,7 @@ settle(struct sign_ctx *c, struct job *j, struct target *t)
 	struct digest cur, fdg;
 	size_t missing, i;
 	long wait;
-	int r = 0, round;
+	int r = 0, round, stable = 0, need = 1;
 
 	if (t->already)
 		return 0;
@@ -456,15 +518,28 @@ settle(struct sign_ctx *c, struct job *j, struct target *t)
 		ours[i] = t->seen[i];
 	ours[t->nseen] = t->layer;
 	for (round = 0; round < SIGN_SETTLE_ROUNDS; round++) {
+		/*
+		 * A writer that read before our PUT writes within about one
+		 * read..PUT window (others' windows are like ours under the
+		 * same load): wait for that, and longer once contention shows.
+		 */
 		wait = (long)((t->put_time - now_s()) * 1000.0) + c->settle_ms +
+		    (long)(2000.0 * t->window) * need +
 		    (round > 0 ? jitter_ms(SIGN_SETTLE_JITTER) : 0);
 		sleep_ms(wait);
 		r = oci_manifest_head(o, ref_repository(t->ref), tag, &cur);
-		if (r == 0 && digest_equal(&cur, &t->put_digest))
-			goto out; /* unchanged since our write: settled */
+		if (r == 0 && digest_equal(&cur, &t->put_digest)) {
+			if (++stable >= need)
+				goto out; /* unchanged since our write */
+			t->put_time = now_s();
+			continue;
+		}
 		if (r != 0 && r != TS_ERR_REG_NOT_FOUND)
 			goto out;
+		stable = 0;
+		need = 2;
 		/* someone wrote after us (or deleted it): look closer */
+		t->read_time = now_s();
 		if ((r = read_sig(o, t, &fresh, &fdg)) != 0)
 			goto out;
 		if ((r = sigmanifest_merge(fresh,
@@ -479,7 +554,6 @@ settle(struct sign_ctx *c, struct job *j, struct target *t)
 			verbose("%s: %zu signature(s) lost to a concurrent "
 				"writer; merging (round %d)",
 			    t->input, missing, round + 1);
-			sleep_ms(jitter_ms(SIGN_SETTLE_JITTER));
 			if ((r = put_sig(o, t, merged)) != 0)
 				goto out;
 		}
@@ -510,7 +584,8 @@ sign_exit_status(int r)
 {
 	if (r == 0)
 		return TS_EXIT_OK;
-	if (r == TS_ERR_REF_INVALID || r == TS_ERR_INVALID_ARG)
+	if (r == TS_ERR_REF_INVALID || r == TS_ERR_INVALID_ARG ||
+	    r == TS_ERR_KEY_INVALID)
 		return TS_EXIT_USAGE;
 	if (r <= -30 && r >= -59)
 		return TS_EXIT_AGENT;
@@ -532,7 +607,7 @@ usage(FILE *f)
 	    "                      [--jobs N] [--upload=false "
 	    "--output-signature F\n"
 	    "                      --output-payload F] IMAGE...\n"
-	    "  --key KEY                  agent key (label, fingerprint or "
+	    "  --key KEY                  agent key (id, label or PKCS#11 "
 	    "URI), or file:PEM\n"
 	    "  -a, --annotations k=v      add k=v to the payload's optional "
 	    "map\n"
@@ -577,7 +652,7 @@ write_file(const char *path, const void *data, size_t len)
 }
 
 int
-cmd_sign(int argc, char **argv)
+cmd_sign_image(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "key", 1, NULL, 'k' },
@@ -737,6 +812,7 @@ cmd_sign(int argc, char **argv)
 		rc = sign_exit_status(r);
 		goto out;
 	}
+	c.backend = be;
 	run_phase(&c, "checking push access", preflight);
 	for (i = 0; i < c.nt; i++)
 		if (c.t[i].rc != 0) {
@@ -853,6 +929,7 @@ out:
 		for (q = 0; q < c.t[i].nseen; q++)
 			siglayer_free(c.t[i].seen[q]);
 		free(c.t[i].seen);
+		free(c.t[i].children);
 	}
 	free(c.t);
 	for (opt = 0; c.jobs != NULL && opt < c.njobs; opt++) {

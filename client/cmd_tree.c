@@ -1,7 +1,8 @@
 /*
  * cmd_tree.c - tokensign tree IMAGE: the image's cosign signatures, each
- * with its payload digest, identity, annotations and -- when --key public
- * keys are given -- the SHA-256 fingerprint of the key it verifies with.
+ * with its payload digest, identity, annotations and the SHA-256
+ * fingerprint of the key it verifies with, among the --key public keys or,
+ * without --key, the keys of the agent at $TOKENSIGN_AUTH_SOCK.
  * Nothing is "verified" in the policy sense here; use tokensign verify.
  */
 #include <getopt.h>
@@ -12,7 +13,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
+#include <openssl/x509.h>
 
+#include "client/agent_client.h"
 #include "client/commands.h"
 #include "client/http.h"
 #include "client/oci.h"
@@ -31,15 +34,65 @@ int sign_exit_status(int r);
 
 struct tree_key {
 	EVP_PKEY *pk;
-	char fpr[80]; /* "SHA256:<hex>" of the SPKI DER */
+	char fpr[200]; /* "SHA256:<hex>" of the SPKI DER [(agent: label)] */
 };
+
+static void
+set_fpr(
+    struct tree_key *k, const unsigned char *der, size_t n, const char *label)
+{
+	unsigned char h[SHA256_DIGEST_LENGTH];
+	size_t off;
+	int i;
+
+	SHA256(der, n, h);
+	memcpy(k->fpr, "SHA256:", 7);
+	for (i = 0; i < SHA256_DIGEST_LENGTH; i++)
+		snprintf(k->fpr + 7 + 2 * i, 3, "%02x", h[i]);
+	off = strlen(k->fpr);
+	if (label != NULL)
+		snprintf(k->fpr + off, sizeof(k->fpr) - off,
+		    " (agent key %.100s)", label);
+}
+
+/*
+ * Without --key, the agent's keys (when an agent is reachable) say which
+ * key made each signature.  Returns the number of keys added.
+ */
+static size_t
+agent_keys(struct tree_key *keys, size_t max)
+{
+	struct agent_conn *c = NULL;
+	struct agent_keylist *l = NULL;
+	const unsigned char *p;
+	size_t i, n = 0;
+
+	if (getenv("TOKENSIGN_AUTH_SOCK") == NULL ||
+	    agent_connect(NULL, &c) != 0)
+		return 0;
+	if (agent_list_keys(c, &l) == 0) {
+		for (i = 0; i < l->n && n < max; i++) {
+			p = l->keys[i].spki;
+			keys[n].pk =
+			    d2i_PUBKEY(NULL, &p, (long)l->keys[i].spki_len);
+			if (keys[n].pk == NULL)
+				continue;
+			set_fpr(&keys[n], l->keys[i].spki, l->keys[i].spki_len,
+			    l->keys[i].label);
+			n++;
+		}
+		agent_keylist_free(l);
+	}
+	agent_close(c);
+	return n;
+}
 
 static int
 load_key(const char *path, struct tree_key *k)
 {
 	FILE *f;
-	unsigned char *der = NULL, h[SHA256_DIGEST_LENGTH];
-	int n, i;
+	unsigned char *der = NULL;
+	int n;
 
 	if ((f = fopen(path, "re")) == NULL) {
 		error("cannot open %.200s", path);
@@ -51,11 +104,8 @@ load_key(const char *path, struct tree_key *k)
 		error("%.200s is not a PEM public key", path);
 		return TS_ERR_KEY_INVALID;
 	}
-	SHA256(der, (size_t)n, h);
+	set_fpr(k, der, (size_t)n, NULL);
 	OPENSSL_free(der);
-	memcpy(k->fpr, "SHA256:", 7);
-	for (i = 0; i < SHA256_DIGEST_LENGTH; i++)
-		snprintf(k->fpr + 7 + 2 * i, 3, "%02x", h[i]);
 	return 0;
 }
 
@@ -153,6 +203,8 @@ cmd_tree(int argc, char **argv)
 		rc = TS_EXIT_USAGE;
 		goto out;
 	}
+	if (nk == 0)
+		nk = agent_keys(keys, TREE_MAX_KEYS);
 	if (http_global_init() != 0 ||
 	    (http = http_client_new(&hopts)) == NULL ||
 	    (o = oci_new(http, ref, "pull")) == NULL)
@@ -221,7 +273,7 @@ cmd_tree(int argc, char **argv)
 		    siglayer_annotation(l, SIG_ANN_SIGNATURE));
 		if (nk > 0)
 			printf("        key: %s\n",
-			    fpr ? fpr : "none of the given keys");
+			    fpr ? fpr : "none of the known keys");
 		payload_free(p);
 		p = NULL;
 		free(pb);

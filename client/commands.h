@@ -17,15 +17,15 @@
 #define TS_EXIT_TOKEN	      14 /* token, PIN or key error */
 
 int cmd_version(int argc, char **argv);
-int cmd_ssh_keys(int argc, char **argv);
+int cmd_sign_image(int argc, char **argv); /* "sign" */
+int cmd_verify(int argc, char **argv);
+int cmd_triangulate(int argc, char **argv);
+int cmd_tree(int argc, char **argv);
 int cmd_agent_keys(int argc, char **argv);
 int cmd_public_key(int argc, char **argv);
+int cmd_ssh_keys(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_pkcs11(int argc, char **argv);
-int cmd_sign(int argc, char **argv);
-int cmd_triangulate(int argc, char **argv);
-int cmd_tree(int argc, char **argv);
-int cmd_verify(int argc, char **argv);
 
 #endif /* TS_CLIENT_COMMANDS_H */

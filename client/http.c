@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,18 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * libcurl is loaded with dlopen() on first use, not linked: libcurl pulls
+ * in GnuTLS, Kerberos, LDAP and a dozen more libraries whose load-time
+ * initialisation alone costs more than the 5 ms start-up budget of
+ * `tokensign version` (docs/performance-registry.md).  The calls below go
+ * through a table filled once; the macros keep the code reading as plain
+ * libcurl.  The type-checking macros of curl.h are off because they would
+ * wrap our macros.
+ */
+#define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <openssl/rand.h>
 
 #include "client/http.h"
@@ -40,8 +52,6 @@ struct http_client {
 	int max_retries;
 	uint64_t nreq;
 	uint64_t nconn;
-	char **warnings; /* Warning texts already shown */
-	size_t nwarn;
 };
 
 struct http_resp {
@@ -55,13 +65,117 @@ struct http_resp {
 	char *url;
 };
 
+#define HTTP_LIBCURL "libcurl.so.4"
+
+static struct {
+	CURLcode (*global_init)(long);
+	CURL *(*easy_init)(void);
+	void (*easy_cleanup)(CURL *);
+	void (*easy_reset)(CURL *);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	CURLcode (*easy_perform)(CURL *);
+	const char *(*easy_strerror)(CURLcode);
+	CURLSH *(*share_init)(void);
+	CURLSHcode (*share_setopt)(CURLSH *, CURLSHoption, ...);
+	CURLSHcode (*share_cleanup)(CURLSH *);
+	struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+	void (*slist_free_all)(struct curl_slist *);
+	CURLU *(*url)(void);
+	void (*url_cleanup)(CURLU *);
+	CURLUcode (*url_set)(CURLU *, CURLUPart, const char *, unsigned int);
+	CURLUcode (*url_get)(const CURLU *, CURLUPart, char **, unsigned int);
+	void (*free)(void *);
+} lc;
+static pthread_once_t lc_once = PTHREAD_ONCE_INIT;
+static int lc_status = TS_ERR_INTERNAL;
+
+struct lc_sym {
+	const char *name;
+	size_t off;
+};
+
+#define LC_SYM(field, name)                           \
+	{                                             \
+		name, offsetof(__typeof__(lc), field) \
+	}
+static const struct lc_sym lc_syms[] = {
+	LC_SYM(global_init, "curl_global_init"),
+	LC_SYM(easy_init, "curl_easy_init"),
+	LC_SYM(easy_cleanup, "curl_easy_cleanup"),
+	LC_SYM(easy_reset, "curl_easy_reset"),
+	LC_SYM(easy_setopt, "curl_easy_setopt"),
+	LC_SYM(easy_getinfo, "curl_easy_getinfo"),
+	LC_SYM(easy_perform, "curl_easy_perform"),
+	LC_SYM(easy_strerror, "curl_easy_strerror"),
+	LC_SYM(share_init, "curl_share_init"),
+	LC_SYM(share_setopt, "curl_share_setopt"),
+	LC_SYM(share_cleanup, "curl_share_cleanup"),
+	LC_SYM(slist_append, "curl_slist_append"),
+	LC_SYM(slist_free_all, "curl_slist_free_all"),
+	LC_SYM(url, "curl_url"),
+	LC_SYM(url_cleanup, "curl_url_cleanup"),
+	LC_SYM(url_set, "curl_url_set"),
+	LC_SYM(url_get, "curl_url_get"),
+	LC_SYM(free, "curl_free"),
+};
+
+static void
+lc_load(void)
+{
+	void *h, *f;
+	size_t i;
+
+	/* never unloaded: curl_global_cleanup is not safe with threads */
+	if ((h = dlopen(HTTP_LIBCURL, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		error("cannot load %s (install libcurl4): %.200s", HTTP_LIBCURL,
+		    dlerror());
+		lc_status = TS_ERR_HTTP;
+		return;
+	}
+	for (i = 0; i < sizeof(lc_syms) / sizeof(lc_syms[0]); i++) {
+		if ((f = dlsym(h, lc_syms[i].name)) == NULL) {
+			error("%s lacks %s", HTTP_LIBCURL, lc_syms[i].name);
+			lc_status = TS_ERR_HTTP;
+			return;
+		}
+		memcpy((char *)&lc + lc_syms[i].off, &f, sizeof(f));
+	}
+	if (lc.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		lc_status = TS_ERR_HTTP;
+		return;
+	}
+	lc_status = 0;
+}
+
 int
 http_global_init(void)
 {
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		return TS_ERR_HTTP;
-	return 0;
+	pthread_once(&lc_once, lc_load);
+	return lc_status;
 }
+
+/* curl.h defines some of these as macros already */
+#undef curl_easy_setopt
+#undef curl_easy_getinfo
+#undef curl_share_setopt
+#define curl_easy_init	    lc.easy_init
+#define curl_easy_cleanup   lc.easy_cleanup
+#define curl_easy_reset	    lc.easy_reset
+#define curl_easy_setopt    lc.easy_setopt
+#define curl_easy_getinfo   lc.easy_getinfo
+#define curl_easy_perform   lc.easy_perform
+#define curl_easy_strerror  lc.easy_strerror
+#define curl_share_init	    lc.share_init
+#define curl_share_setopt   lc.share_setopt
+#define curl_share_cleanup  lc.share_cleanup
+#define curl_slist_append   lc.slist_append
+#define curl_slist_free_all lc.slist_free_all
+#define curl_url	    lc.url
+#define curl_url_cleanup    lc.url_cleanup
+#define curl_url_set	    lc.url_set
+#define curl_url_get	    lc.url_get
+#define curl_free	    lc.free
 
 int
 http_opts_handle(struct http_opts *o, int opt, const char *arg)
@@ -185,9 +299,6 @@ http_client_free(struct http_client *c)
 	for (i = 0; i < c->n_allow_http; i++)
 		free(c->allow_http[i]);
 	free(c->allow_http);
-	for (i = 0; i < c->nwarn; i++)
-		free(c->warnings[i]);
-	free(c->warnings);
 	free(c);
 }
 
@@ -197,6 +308,8 @@ client_alloc(const struct http_opts *o, struct http_share *share)
 	struct http_client *c;
 	size_t i;
 
+	if (http_global_init() != 0)
+		return NULL;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
 	if ((c->h = curl_easy_init()) == NULL)
@@ -586,6 +699,8 @@ http_url_resolve(const char *base, const char *ref)
 	CURLU *u;
 	char *s = NULL, *out = NULL;
 
+	if (http_global_init() != 0)
+		return NULL;
 	if ((u = curl_url()) == NULL)
 		return NULL;
 	if (curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
@@ -604,6 +719,8 @@ http_url_add_query(const char *url, const char *name, const char *value)
 	char *q = NULL, *s = NULL, *out = NULL;
 	size_t n = strlen(name) + strlen(value) + 2;
 
+	if (http_global_init() != 0)
+		return NULL;
 	if ((q = malloc(n)) == NULL)
 		return NULL;
 	snprintf(q, n, "%s=%s", name, value);
@@ -650,8 +767,15 @@ out:
 	return r;
 }
 
+/* Warning texts already shown: once per process, whatever the job. */
+static char **warn_seen;
+static size_t warn_nseen;
+static pthread_mutex_t warn_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define HTTP_MAX_WARNINGS 32
+
 static void
-show_warnings(struct http_client *c, const struct http_resp *r)
+show_warnings(const struct http_resp *r)
 {
 	const char *w, *q1, *q2;
 	char text[256], **nw;
@@ -666,19 +790,20 @@ show_warnings(struct http_client *c, const struct http_resp *r)
 			continue;
 		sanitise((const uint8_t *)q1 + 1, (size_t)(q2 - q1 - 1), text,
 		    sizeof(text));
-		for (i = 0; i < c->nwarn; i++)
-			if (strcmp(c->warnings[i], text) == 0)
+		pthread_mutex_lock(&warn_lock);
+		for (i = 0; i < warn_nseen; i++)
+			if (strcmp(warn_seen[i], text) == 0)
 				break;
-		if (i < c->nwarn)
-			continue;
-		if ((nw = realloc(
-			 c->warnings, (c->nwarn + 1) * sizeof(char *))) == NULL)
-			return;
-		c->warnings = nw;
-		if ((c->warnings[c->nwarn] = strdup(text)) == NULL)
-			return;
-		c->nwarn++;
-		logit("registry warning: %s", text);
+		if (i == warn_nseen && warn_nseen < HTTP_MAX_WARNINGS &&
+		    (nw = realloc(warn_seen,
+			 (warn_nseen + 1) * sizeof(char *))) != NULL) {
+			warn_seen = nw;
+			if ((warn_seen[warn_nseen] = strdup(text)) != NULL) {
+				warn_nseen++;
+				logit("registry warning: %s", text);
+			}
+		}
+		pthread_mutex_unlock(&warn_lock);
 	}
 }
 
@@ -929,7 +1054,7 @@ http_do(
 				goto out;
 			}
 		}
-		show_warnings(c, r);
+		show_warnings(r);
 		if ((r->status == 301 || r->status == 302 || r->status == 303 ||
 			r->status == 307 || r->status == 308) &&
 		    (loc = http_resp_header(r, "Location", 0)) != NULL) {

@@ -17,17 +17,17 @@ struct cmd_entry {
 };
 
 static const struct cmd_entry cmd_table[] = {
-	{ "version", cmd_version, "print the version" },
-	{ "ssh-keys", cmd_ssh_keys, "print keys as authorized_keys lines" },
+	{ "sign", cmd_sign_image, "sign images in their registry" },
+	{ "verify", cmd_verify, "verify cosign signatures with a public key" },
+	{ "triangulate", cmd_triangulate, "print an image's signature tag" },
+	{ "tree", cmd_tree, "list an image's signatures" },
 	{ "keys", cmd_agent_keys, "list the agent's keys" },
 	{ "public-key", cmd_public_key, "print a key's public key (PEM)" },
+	{ "ssh-keys", cmd_ssh_keys, "print keys as authorized_keys lines" },
 	{ "agent", cmd_agent, "agent status, lock, unlock, sign" },
 	{ "audit", cmd_audit, "verify the agent's audit log chain" },
 	{ "pkcs11", cmd_pkcs11, "list tokens and keys, sign with a token" },
-	{ "sign", cmd_sign, "sign images in their registry" },
-	{ "triangulate", cmd_triangulate, "print an image's signature tag" },
-	{ "tree", cmd_tree, "list an image's signatures" },
-	{ "verify", cmd_verify, "verify cosign signatures with a public key" },
+	{ "version", cmd_version, "print the version" },
 };
 
 static void

@@ -330,6 +330,13 @@ ref_parse(const char *s, struct ref **out, char *why, size_t why_len)
 		rr = TS_ERR_ALLOC;
 		goto out;
 	}
+	/* the cap applies to the normalised name, so it survives a re-parse */
+	if (strlen(r->registry) + 1 + strlen(r->repository) > REF_NAME_MAX) {
+		rr = fail(why, why_len,
+		    "repository name longer than %d bytes once normalised",
+		    REF_NAME_MAX);
+		goto out;
+	}
 	if (r->tag == NULL && !r->has_digest &&
 	    (r->tag = strdup("latest")) == NULL) {
 		rr = TS_ERR_ALLOC;

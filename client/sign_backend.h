@@ -30,4 +30,14 @@ int sign_backend_sign(struct sign_backend *b, const uint8_t *const *payloads,
     const size_t *lens, size_t n, uint8_t **sigs, size_t *sig_lens)
     __attribute__((warn_unused_result));
 
+/*
+ * Returns 1 when sig_b64 (a layer's signature annotation) is a valid
+ * signature of payload by this backend's key, else 0.  Used to skip
+ * re-signing an image already signed with the same key and payload, as
+ * cosign does (ECDSA signatures differ on every run, so byte equality of
+ * layers is not enough).
+ */
+int sign_backend_verifies(const struct sign_backend *b, const uint8_t *payload,
+    size_t len, const char *sig_b64);
+
 #endif /* TS_CLIENT_SIGN_BACKEND_H */

@@ -30,22 +30,22 @@ push b1 "$B/auth/app:v1"
 D=$(curl -sf -u "alice:$PASS" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
     "http://$B/v2/auth/app/manifests/v1" | sha256sum | sed 's/ .*//; s/^/sha256:/')
 
-ts_expect_fail "Basic registry without credentials" 12 "requires a login" \
+ts_reg_expect_fail "Basic registry without credentials" 12 "requires a login" \
     "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D"
 
 mkdir -p "$TS_TMP/dc"
 auth=$(printf 'alice:%s' "$PASS" | base64 -w0)
 printf '{"auths":{"http://%s/v1/":{"auth":"%s"}}}' "$B" "$auth" >"$TS_TMP/dc/config.json"
-DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" -a via=auths "$B/auth/app@$D" 2>"$TS_TMP/err" ||
     ts_fail "sign with config.json auths: $(cat "$TS_TMP/err")"
 ts_pass "Basic via DOCKER_CONFIG config.json auths (key reduced to host)"
 
 bad=$(printf 'alice:wrong' | base64 -w0)
 printf '{"auths":{"%s":{"auth":"%s"}}}' "$B" "$bad" >"$TS_TMP/dc/config.json"
-DOCKER_CONFIG=$TS_TMP/dc ts_expect_fail "wrong password" 12 "rejected the user name or password" \
+DOCKER_CONFIG=$TS_TMP/dc ts_reg_expect_fail "wrong password" 12 "rejected the user name or password" \
     "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D"
 printf '{"auths":{"%s":{"auth":"!!notbase64"}}}' "$B" >"$TS_TMP/dc/config.json"
-DOCKER_CONFIG=$TS_TMP/dc ts_expect_fail "corrupt auth field" 12 "not base64 of user:password" \
+DOCKER_CONFIG=$TS_TMP/dc ts_reg_expect_fail "corrupt auth field" 12 "not base64 of user:password" \
     "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D"
 
 # credential helper: gets "get" in argv and the server URL on stdin only
@@ -60,26 +60,26 @@ printf '{"ServerURL":"%s","Username":"alice","Secret":"%s"}' "\$url" '$PASS'
 HELPER
 chmod +x "$TS_TMP/bin/docker-credential-tstest"
 printf '{"credHelpers":{"%s":"tstest"},"auths":{"%s":{"auth":"%s"}}}' "$B" "$B" "$bad" >"$TS_TMP/dc/config.json"
-PATH=$TS_TMP/bin:$PATH DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+PATH=$TS_TMP/bin:$PATH DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" -a via=credhelpers "$B/auth/app@$D" 2>"$TS_TMP/err" ||
     ts_fail "sign with credHelpers: $(cat "$TS_TMP/err")"
 [ "$(cat "$TS_TMP/helper.log")" = "$B" ] || ts_fail "helper got: $(cat "$TS_TMP/helper.log")"
 ts_pass "Basic via credHelpers (server URL on stdin, preferred over auths)"
 
 printf '{"credsStore":"tstest"}' >"$TS_TMP/dc/config.json"
-PATH=$TS_TMP/bin:$PATH DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+PATH=$TS_TMP/bin:$PATH DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" -a via=credsstore "$B/auth/app@$D" 2>"$TS_TMP/err" ||
     ts_fail "sign with credsStore: $(cat "$TS_TMP/err")"
 ts_pass "Basic via credsStore"
 printf '{"credsStore":"nosuchhelper"}' >"$TS_TMP/dc/config.json"
-DOCKER_CONFIG=$TS_TMP/dc ts_expect_fail "missing helper" 12 "docker-credential-nosuchhelper not found" \
+DOCKER_CONFIG=$TS_TMP/dc ts_reg_expect_fail "missing helper" 12 "docker-credential-nosuchhelper not found" \
     "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D"
 
 # containers auth file: the most specific key wins
 printf '{"auths":{"%s":{"auth":"%s"},"%s/auth/app":{"auth":"%s"}}}' "$B" "$bad" "$B" "$auth" >"$TS_TMP/auth.json"
-REGISTRY_AUTH_FILE=$TS_TMP/auth.json "$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+REGISTRY_AUTH_FILE=$TS_TMP/auth.json "$TS_CLIENT" sign --key "$K" -a via=authfile "$B/auth/app@$D" 2>"$TS_TMP/err" ||
     ts_fail "sign with REGISTRY_AUTH_FILE: $(cat "$TS_TMP/err")"
 mkdir -p "$XDG_RUNTIME_DIR/containers"
 cp "$TS_TMP/auth.json" "$XDG_RUNTIME_DIR/containers/auth.json"
-"$TS_CLIENT" sign --key "$K" "$B/auth/app@$D" 2>"$TS_TMP/err" ||
+"$TS_CLIENT" sign --key "$K" -a via=xdg "$B/auth/app@$D" 2>"$TS_TMP/err" ||
     ts_fail "sign with XDG_RUNTIME_DIR auth.json: $(cat "$TS_TMP/err")"
 rm "$XDG_RUNTIME_DIR/containers/auth.json"
 ts_pass "containers auth.json (REGISTRY_AUTH_FILE and XDG_RUNTIME_DIR), host/repo key wins"
@@ -95,7 +95,7 @@ T=$TS_REG_tok_ADDR
 ts_oci_image "$TS_TMP/t1" t t1
 ts_skopeo copy -q --dest-tls-verify=false --dest-creds 'bob:b0b-secret' \
     "oci:$TS_TMP/t1:t" "docker://$T/tok/app:v1" >/dev/null || ts_fail "push to token registry"
-ts_expect_fail "Bearer without credentials" 12 "refused anonymous access|bad or missing credentials" \
+ts_reg_expect_fail "Bearer without credentials" 12 "refused anonymous access|bad or missing credentials" \
     "$TS_CLIENT" sign --key "$K" "$T/tok/app:v1"
 printf '{"auths":{"%s":{"auth":"%s"}}}' "$T" "$(printf 'bob:b0b-secret' | base64 -w0)" >"$TS_TMP/dc/config.json"
 : >"$TS_TOKEN_tok_LOG"
@@ -105,6 +105,6 @@ DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" "$T/tok/app:v1" 2>"$TS_TMP
     ts_fail "want one token request with Basic credentials: $(cat "$TS_TOKEN_tok_LOG")"
 ts_pass "Bearer token flow with credentials, token cached for the call"
 printf '{"auths":{"%s":{"auth":"%s"}}}' "$T" "$(printf 'bob:nope' | base64 -w0)" >"$TS_TMP/dc/config.json"
-DOCKER_CONFIG=$TS_TMP/dc ts_expect_fail "Bearer with a wrong password" 12 "token service .* refused" \
+DOCKER_CONFIG=$TS_TMP/dc ts_reg_expect_fail "Bearer with a wrong password" 12 "token service .* refused" \
     "$TS_CLIENT" sign --key "$K" "$T/tok/app:v1"
 ts_done

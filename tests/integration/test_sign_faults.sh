@@ -41,7 +41,7 @@ ts_pass "429 Retry-After honoured (${el} ms)"
 # persistent 500 on the .sig read: clear error, registry JSON shown, exit 12
 n0=$(ts_sig_layers "$TS_REGISTRY/f/app" "$D" | wc -l)
 rules '[{"method":"GET","path":"\\.sig$","times":100,"status":500,"body":"{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"storage on fire\"}]}"}]'
-ts_expect_fail "persistent 500" 12 "HTTP 500: UNKNOWN: storage on fire" \
+ts_reg_expect_fail "persistent 500" 12 "HTTP 500: UNKNOWN: storage on fire" \
     "$TS_CLIENT" sign --key "$K" "$P/f/app@$D"
 n1=$(ts_sig_layers "$TS_REGISTRY/f/app" "$D" | wc -l)
 [ "$n0" = "$n1" ] || ts_fail "a failed sign changed the .sig ($n0 -> $n1)"
@@ -49,35 +49,35 @@ ts_pass "persistent 500 left the .sig as it was"
 
 # push refused in pre-flight: registry's error shown, nothing signed
 rules '[{"method":"POST","path":"/blobs/uploads/","times":100,"status":403,"body":"{\"errors\":[{\"code\":\"DENIED\",\"message\":\"read-only mirror\"}]}"}]'
-ts_expect_fail "push denied in pre-flight" 12 "DENIED: read-only mirror.*|pre-flight failed" \
+ts_reg_expect_fail "push denied in pre-flight" 12 "DENIED: read-only mirror.*|pre-flight failed" \
     "$TS_CLIENT" sign --key "$K" "$P/f/app@$D"
 grep -q 'PUT' "$LOG" && ts_fail "something was PUT after a failed pre-flight: $(cat "$LOG")"
 ts_pass "pre-flight failure: nothing uploaded"
 
 # garbage instead of a manifest
 rules '[{"method":"GET","path":"/manifests/v1$","times":100,"status":200,"content_type":"application/vnd.oci.image.manifest.v1+json","body":"<html>garbage</html>"}]'
-ts_expect_fail "garbage manifest" 12 "not a JSON object" \
+ts_reg_expect_fail "garbage manifest" 12 "not a JSON object" \
     "$TS_CLIENT" sign --key "$K" "$P/f/app:v1"
 
 # Content-Type says index, body says manifest
 m=$(ts_manifest_get "$TS_REGISTRY/f/app:v1" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')
 rules "[{\"method\":\"GET\",\"path\":\"/manifests/v1\$\",\"times\":100,\"status\":200,\"content_type\":\"application/vnd.oci.image.index.v1+json\",\"body\":$m}]"
-ts_expect_fail "Content-Type/mediaType mismatch" 12 "differs from the manifest's mediaType" \
+ts_reg_expect_fail "Content-Type/mediaType mismatch" 12 "differs from the manifest's mediaType" \
     "$TS_CLIENT" sign --key "$K" "$P/f/app:v1"
 
 # Docker-Content-Digest that is not the digest of the bytes
 rules "[{\"method\":\"GET\",\"path\":\"/manifests/v1\$\",\"times\":100,\"status\":200,\"content_type\":\"application/vnd.oci.image.manifest.v1+json\",\"headers\":{\"Docker-Content-Digest\":\"sha256:0000000000000000000000000000000000000000000000000000000000000000\"},\"body\":$m}]"
-ts_expect_fail "lying Docker-Content-Digest" 12 "registry says digest" \
+ts_reg_expect_fail "lying Docker-Content-Digest" 12 "registry says digest" \
     "$TS_CLIENT" sign --key "$K" "$P/f/app:v1"
 
 # by digest, bytes that do not hash to it
 rules '[{"method":"GET","path":"/manifests/sha256:","times":100,"status":200,"content_type":"application/vnd.oci.image.manifest.v1+json","body":"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{},\"layers\":[]}"}]'
-ts_expect_fail "bytes not matching the pinned digest" 12 "do not hash to" \
+ts_reg_expect_fail "bytes not matching the pinned digest" 12 "do not hash to" \
     "$TS_CLIENT" sign --key "$K" "$P/f/app@$D"
 
 # .sig over the 4 MiB cap
 rules '[{"method":"GET","path":"\\.sig$","times":100,"status":200,"content_type":"application/vnd.oci.image.manifest.v1+json","body":"x","body_repeat":4194305}]'
-ts_expect_fail ".sig over the size cap" 12 "larger than the 4194304-byte cap" \
+ts_reg_expect_fail ".sig over the size cap" 12 "larger than the 4194304-byte cap" \
     "$TS_CLIENT" sign --key "$K" "$P/f/app@$D"
 n2=$(ts_sig_layers "$TS_REGISTRY/f/app" "$D" | wc -l)
 [ "$n0" = "$n2" ] || ts_fail "failed signs changed the .sig ($n0 -> $n2)"

@@ -77,7 +77,9 @@ ts_expect_fail() {
 	else
 		[ $rc -eq "$want" ] || ts_fail "$desc: expected exit $want, got $rc: $out"
 	fi
-	echo "$out" | grep -Eq -- "$pat" ||
+	# a here-string, not a pipe: grep -q exiting early would make echo
+	# fail under pipefail
+	grep -Eq -- "$pat" <<<"$out" ||
 	    ts_fail "$desc: output lacks /$pat/: $out"
 	ts_pass "$desc"
 }

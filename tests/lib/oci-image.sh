@@ -192,3 +192,21 @@ ts_check_sigs() {
 	done < <(ts_sig_layers "$repo" "$dg")
 	[ "$n" = "$want" ] || ts_fail "$repo@$dg: $n signatures, want $want"
 }
+
+# ts_strict_verify HOST/REPO DIGEST PUB.pem [-a k=v]...: every signature in
+# the .sig passes tokensign's strict verifier (offline path, on the bytes
+# fetched from the registry) with --identity HOST/REPO.
+ts_strict_verify() {
+	local repo=$1 dg=$2 pub=$3 n=0 pd sig
+	shift 3
+	while read -r pd sig; do
+		n=$((n + 1))
+		ts_blob_get "$repo" "$pd" "$TS_TMP/sv.payload.$n"
+		printf '%s' "$sig" >"$TS_TMP/sv.sig.$n"
+		"$TS_CLIENT" verify --key "$pub" "$@" --identity "${TS_SV_IDENTITY:-$repo}" \
+		    --payload "$TS_TMP/sv.payload.$n" --signature "$TS_TMP/sv.sig.$n" \
+		    --digest "$dg" >/dev/null 2>"$TS_TMP/sv.err" ||
+		    ts_fail "tokensign verify refused signature $n of $repo@$dg: $(cat "$TS_TMP/sv.err")"
+	done < <(ts_sig_layers "$repo" "$dg")
+	[ $n -gt 0 ] || ts_fail "no signatures to verify at $repo@$dg"
+}

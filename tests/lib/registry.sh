@@ -14,8 +14,16 @@
 ts_registry_have() { command -v docker-registry >/dev/null 2>&1; }
 
 # _ts_registry_launch NAME AUTHBLOCK
+# Optional env: TS_REG_HOST (listen address, default 127.0.0.1),
+# TS_REG_TLS_CERT and TS_REG_TLS_KEY (serve HTTPS).
 _ts_registry_launch() {
 	local name=$1 authblock=$2 dir port pid tries=0
+	local host=${TS_REG_HOST:-127.0.0.1} tlsblock=""
+	if [ -n "${TS_REG_TLS_CERT:-}" ]; then
+		tlsblock="  tls:
+    certificate: $TS_REG_TLS_CERT
+    key: $TS_REG_TLS_KEY"
+	fi
 	ts_registry_have || { echo "SKIP: docker-registry not installed" >&2; exit 77; }
 	while :; do
 		dir="$TS_TMP/registry-$name"
@@ -36,17 +44,18 @@ storage:
     uploadpurging:
       enabled: false
 http:
-  addr: 127.0.0.1:$port
+  addr: $host:$port
   secret: ts-test-secret-$name
   headers:
     X-Content-Type-Options: [nosniff]
+$tlsblock
 $authblock
 CFG
 		docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
 		pid=$!
 		ts_bg_track "$pid"
 		# Ready when /v2/ answers at all (200, or 401 with auth on).
-		if ts_wait_for _ts_registry_ping "$port"; then
+		if ts_wait_for _ts_registry_ping "$host" "$port"; then
 			break
 		fi
 		kill "$pid" 2>/dev/null || true
@@ -54,19 +63,20 @@ CFG
 		# A port race with another test: try another port.
 		[ $tries -lt 3 ] || { cat "$dir/log" >&2; ts_fail "registry $name did not start"; }
 	done
-	printf -v "TS_REG_${name}_ADDR" '%s' "127.0.0.1:$port"
+	printf -v "TS_REG_${name}_ADDR" '%s' "$host:$port"
 	printf -v "TS_REG_${name}_DIR" '%s' "$dir"
 	printf -v "TS_REG_${name}_PID" '%s' "$pid"
 	export "TS_REG_${name}_ADDR" "TS_REG_${name}_DIR"
 	if [ -z "${TS_REGISTRY:-}" ]; then
-		TS_REGISTRY="127.0.0.1:$port"
+		TS_REGISTRY="$host:$port"
 		export TS_REGISTRY
 	fi
 }
 
 _ts_registry_ping() {
-	local code
-	code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/v2/") || return 1
+	local code scheme=http
+	[ -z "${TS_REG_TLS_CERT:-}" ] || scheme=https
+	code=$(curl -sk -o /dev/null -w '%{http_code}' "$scheme://$1:$2/v2/") || return 1
 	[ "$code" = 200 ] || [ "$code" = 401 ]
 }
 
@@ -144,4 +154,21 @@ ts_regtoken_start() {
 	port=$(cat "$dir/port")
 	printf -v "TS_TOKEN_${name}_LOG" '%s' "$dir/log"
 	ts_registry_start_token "$name" "http://127.0.0.1:$port/token" "$dir/cert.pem"
+}
+
+# ts_reg_expect_fail DESC EXPECTED_RC PATTERN CMD...: as ts_expect_fail in
+# common.sh, but matching with a here-string: `echo "$out" | grep -q` under
+# `set -o pipefail` fails at random when grep exits before echo's last
+# write (SIGPIPE), which showed up under a loaded ctest run.
+ts_reg_expect_fail() {
+	local desc=$1 want=$2 pat=$3 rc=0 out
+	shift 3
+	out=$("$@" 2>&1) || rc=$?
+	if [ "$want" = nonzero ]; then
+		[ $rc -ne 0 ] || ts_fail "$desc: expected failure, got success: $out"
+	else
+		[ $rc -eq "$want" ] || ts_fail "$desc: expected exit $want, got $rc: $out"
+	fi
+	grep -Eq -- "$pat" <<<"$out" || ts_fail "$desc: output lacks /$pat/: $out"
+	ts_pass "$desc"
 }

@@ -58,7 +58,7 @@ src_dir(char *buf, size_t len)
 	}
 	n = strlen(__FILE__);
 	assert_true(n > strlen(tail));
-	assert_string_equal(__FILE__ + n - strlen(tail), tail);
+	assert_string_equal(&__FILE__[n - strlen(tail)], tail);
 	snprintf(buf, len, "%.*s", (int)(n - strlen(tail)), __FILE__);
 }
 
