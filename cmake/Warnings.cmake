@@ -27,3 +27,18 @@ else()
 	# _FORTIFY_SOURCE needs optimisation and conflicts with ASan.
 	add_compile_options($<$<NOT:$<CONFIG:Debug>>:-D_FORTIFY_SOURCE=3>)
 endif()
+
+if(TOKENSIGN_FUZZ)
+	# Instrument every library the targets link, not only the target
+	# files, so coverage guides the fuzzer through our parsers; ASan and
+	# UBSan turn silent corruption into crashes.
+	if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+		message(FATAL_ERROR "TOKENSIGN_FUZZ needs clang (CC=clang)")
+	endif()
+	add_compile_options(-fsanitize=fuzzer-no-link)
+	if(NOT TOKENSIGN_SANITIZE)
+		add_compile_options(-fsanitize=address,undefined
+			-fno-sanitize-recover=all)
+		add_link_options(-fsanitize=address,undefined)
+	endif()
+endif()

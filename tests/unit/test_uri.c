@@ -450,8 +450,8 @@ test_roundtrip(void **state)
 {
 	static const char *const in[] = {
 		"pkcs11:token=a%2fb;object=%e2%82%ac+x;id=%41",
-		"pkcs11:model=SoftHSM%20v2;manufacturer=SoftHSM%20project;"
-		"serial=1234;token=ts-main;object=p256;type=private",
+		("pkcs11:model=SoftHSM%20v2;manufacturer=SoftHSM%20project;"
+		 "serial=1234;token=ts-main;object=p256;type=private"),
 		"pkcs11:x=1?pin-source=|cmd&x-y=z",
 	};
 	struct p11_uri *a, *b;
