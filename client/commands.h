@@ -18,5 +18,6 @@
 
 int cmd_version(int argc, char **argv);
 int cmd_pkcs11(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 #endif /* TS_CLIENT_COMMANDS_H */

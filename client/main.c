@@ -18,6 +18,7 @@ struct cmd_entry {
 static const struct cmd_entry cmd_table[] = {
 	{ "version", cmd_version, "print the version" },
 	{ "pkcs11", cmd_pkcs11, "list tokens and keys, sign with a token" },
+	{ "verify", cmd_verify, "verify cosign signatures with a public key" },
 };
 
 static void

@@ -91,6 +91,9 @@ ts_log(enum ts_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+static void log_loc_v(enum ts_log_level, const char *, int, int, const char *,
+    va_list) __attribute__((format(printf, 5, 0)));
+
 static void
 log_loc_v(enum ts_log_level level, const char *func, int line, int r,
     const char *fmt, va_list ap)
