@@ -426,7 +426,7 @@ p11_provider_find_key(
 {
 	struct p11_token *tok;
 	struct p11_key *key;
-	size_t i, j, n, nk, found = 0;
+	size_t i, j, n, nk, found = 0, absent = 0;
 
 	*keyp = NULL;
 	if (!p11_provider_match_uri(prov, uri))
@@ -434,8 +434,14 @@ p11_provider_find_key(
 	n = p11_provider_token_count(prov);
 	for (i = 0; i < n; i++) {
 		tok = p11_provider_token(prov, i);
-		if (!p11_token_present(tok) || !p11_token_initialized(tok) ||
-		    !p11_token_match_uri(tok, uri))
+		if (!p11_token_match_uri(tok, uri))
+			continue;
+		/* a token we knew by this name was pulled out */
+		if (!p11_token_present(tok) && *p11_token_label(tok) != '\0') {
+			absent++;
+			continue;
+		}
+		if (!p11_token_present(tok) || !p11_token_initialized(tok))
 			continue;
 		/* loads the key list on first use */
 		nk = p11_token_key_count(tok);
@@ -452,7 +458,8 @@ p11_provider_find_key(
 		}
 	}
 	if (found == 0)
-		return TS_ERR_P11_KEY_NOT_FOUND;
+		return absent > 0 ? TS_ERR_P11_TOKEN_REMOVED
+				  : TS_ERR_P11_KEY_NOT_FOUND;
 	if (found > 1) {
 		*keyp = NULL;
 		return TS_ERR_P11_KEY_AMBIGUOUS;

@@ -91,7 +91,9 @@ int p11_provider_find_token(struct p11_provider *prov,
  * Finds the one key matching uri over all matching tokens (loading their
  * key lists if needed).  Returns 0 and *keyp (borrowed),
  * TS_ERR_P11_KEY_NOT_FOUND, TS_ERR_P11_KEY_AMBIGUOUS (two or more keys
- * match: never a silent pick) or a TS_ERR_P11_* error.
+ * match: never a silent pick), TS_ERR_P11_TOKEN_REMOVED (nothing found and
+ * a token matching uri that was seen before is now absent) or a
+ * TS_ERR_P11_* error.
  */
 int p11_provider_find_key(struct p11_provider *prov, const struct p11_uri *uri,
     struct p11_key **keyp) __attribute__((warn_unused_result));

@@ -14,9 +14,9 @@ M=$TS_MODULE
 
 # tokens: text and JSON
 out=$("$T" pkcs11 tokens --module "$M")
-echo "$out" | grep -q "token 'ts-main'" || ts_fail "tokens lacks ts-main: $out"
-echo "$out" | grep -q "token 'ts-second'" || ts_fail "tokens lacks ts-second: $out"
-echo "$out" | grep -q 'pkcs11:token=ts-main;manufacturer=SoftHSM%20project;serial=' ||
+grep -q "token 'ts-main'" <<<"$out" || ts_fail "tokens lacks ts-main: $out"
+grep -q "token 'ts-second'" <<<"$out" || ts_fail "tokens lacks ts-second: $out"
+grep -q 'pkcs11:token=ts-main;manufacturer=SoftHSM%20project;serial=' <<<"$out" ||
     ts_fail "token URI missing: $out"
 ts_pass "tokens lists both tokens with URIs"
 "$T" pkcs11 tokens --module "$M" --output json >"$TS_TMP/tokens.json"
@@ -59,7 +59,7 @@ for f, login in ((sys.argv[1], False), (sys.argv[2], True)):
 PY
 ts_pass "keys --output json: every key, type, bits, id, URI, always-auth"
 out=$("$T" pkcs11 keys --module "$M" 'pkcs11:token=ts-second')
-[ "$(echo "$out" | grep -c '^pkcs11:')" = 1 ] && echo "$out" | grep -q 'object=p256-b;id=%11' ||
+[ "$(grep -c '^pkcs11:' <<<"$out")" = 1 ] && grep -q 'object=p256-b;id=%11' <<<"$out" ||
     ts_fail "keys filtered by token: $out"
 ts_pass "keys filtered by a token URI"
 
@@ -154,18 +154,43 @@ openssl dgst -sha256 -verify "$TS_TMP/p256.ref.pem" -signature "$TS_TMP/u.sig" \
     "$TS_TMP/msg" >/dev/null || ts_fail "URI pin-source signature invalid"
 ts_pass "module-path and pin-source taken from the URI"
 
-# no PIN source: prompt on the terminal (a pty from script(1)), no echo
-if command -v script >/dev/null; then
-	out=$( (sleep 1; printf '%s\n' "$TS_PIN") | script -qec "'$T' pkcs11 sign \
-	    --module '$M' 'pkcs11:token=ts-main;object=p256' --digest $D256" \
-	    /dev/null | tr -d '\r')
-	echo "$out" | grep -q '^PIN for token ts-main: ' || ts_fail "no prompt: $out"
-	echo "$out" | grep -q "$TS_PIN" && ts_fail "PIN echoed: $out"
-	echo "$out" | tail -1 | base64 -d >"$TS_TMP/tty.sig" 2>/dev/null ||
-	    ts_fail "prompt sign output: $out"
-	openssl dgst -sha256 -verify "$TS_TMP/p256.ref.pem" \
-	    -signature "$TS_TMP/tty.sig" "$TS_TMP/msg" >/dev/null ||
-	    ts_fail "prompted-PIN signature invalid"
-	ts_pass "PIN prompt on /dev/tty without echo"
-fi
+# no PIN source: prompt on the terminal (a pty driven from python), no
+# echo; the PIN is typed only once the prompt is shown (the prompt flushes
+# typed-ahead input, as readpassphrase does)
+out=$(python3 - "$T" "$M" "$D256" "$TS_PIN" <<'PY'
+import os, pty, select, sys, time
+t, m, d, pin = sys.argv[1:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(t, [t, "pkcs11", "sign", "--module", m,
+                 "pkcs11:token=ts-main;object=p256", "--digest", d])
+buf, sent, deadline = b"", False, time.time() + 120
+while time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 1)
+    if not r:
+        continue
+    try:
+        chunk = os.read(fd, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    buf += chunk
+    if not sent and b"PIN for token ts-main: " in buf:
+        time.sleep(0.2)
+        os.write(fd, pin.encode() + b"\n")
+        sent = True
+_, st = os.waitpid(pid, 0)
+sys.stdout.write(buf.decode(errors="replace").replace("\r", ""))
+sys.exit(os.waitstatus_to_exitcode(st))
+PY
+) || ts_fail "prompted sign failed: $out"
+grep -q '^PIN for token ts-main: ' <<<"$out" || ts_fail "no prompt: $out"
+grep -q "$TS_PIN" <<<"$out" && ts_fail "PIN echoed: $out"
+tail -1 <<<"$out" | base64 -d >"$TS_TMP/tty.sig" 2>/dev/null ||
+    ts_fail "prompt sign output: $out"
+openssl dgst -sha256 -verify "$TS_TMP/p256.ref.pem" \
+    -signature "$TS_TMP/tty.sig" "$TS_TMP/msg" >/dev/null ||
+    ts_fail "prompted-PIN signature invalid"
+ts_pass "PIN prompt on /dev/tty without echo"
 ts_done

@@ -31,10 +31,14 @@
 #include "pkcs11/token.h"
 #include "pkcs11/uri.h"
 
-#define MODULE	   "/usr/lib/softhsm/libsofthsm2.so"
-#define PIN	   "123456"
-#define NTHREADS   8
+#define MODULE	 "/usr/lib/softhsm/libsofthsm2.so"
+#define PIN	 "123456"
+#define NTHREADS 8
+#ifdef __SANITIZE_ADDRESS__
+#define PER_THREAD 24 /* full-stack malloc tracing makes SoftHSM slow */
+#else
 #define PER_THREAD 150
+#endif
 
 #ifdef __SANITIZE_ADDRESS__
 /*
