@@ -3,7 +3,8 @@
  *
  * Each connection is in one of these situations, checked in this order:
  *   dead      fd closed while a job ran; freed when the job comes back
- *   busy      one request at a worker; nothing read, nothing written
+ *   busy      one request at a worker, which may send the reply itself;
+ *             plain sockets are still read (into c->in, up to its cap)
  *   draining  a fatal framing error was answered; input is discarded
  *             until EOF so the peer reads our FAILURE instead of a reset
  *   writing   reply bytes pending; nothing read until they are gone
