@@ -3,7 +3,8 @@
  *
  * Each connection is in one of these situations, checked in this order:
  *   dead      fd closed while a job ran; freed when the job comes back
- *   busy      one request at a worker; nothing read, nothing written
+ *   busy      one request at a worker, which may send the reply itself;
+ *             plain sockets are still read (into c->in, up to its cap)
  *   draining  a fatal framing error was answered; input is discarded
  *             until EOF so the peer reads our FAILURE instead of a reset
  *   writing   reply bytes pending; nothing read until they are gone
@@ -101,6 +102,8 @@ conn_free(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	m->count--;
+	if (c->fd >= 0)
+		close(c->fd); /* kept open while a worker could write to it */
 	wbuf_free(c->in);
 	wbuf_free(c->out);
 	free(c);
@@ -116,8 +119,17 @@ conn_close(struct conn *c, const char *why)
 		loop_del_fd(c->m->loop, c->fd);
 		if (c->io->close != NULL)
 			c->io->close(c->io_arg);
-		close(c->fd);
-		c->fd = -1;
+		if (c->busy)
+			/*
+			 * A worker may still write the reply to this fd: keep
+			 * the number (no reuse by accept) but end the stream;
+			 * conn_free() closes it.
+			 */
+			(void)shutdown(c->fd, SHUT_RDWR);
+		else {
+			close(c->fd);
+			c->fd = -1;
+		}
 		c->dead = 1;
 	}
 	if (!c->busy && !c->in_use)
@@ -140,7 +152,11 @@ conn_set_events(struct conn *c)
 	if (c->dead)
 		return;
 	if (c->busy)
-		ev = 0;
+		/* Plain sockets: take the next request in while this one runs. */
+		ev = c->io == &plain_io && !c->m->shutting_down &&
+			wbuf_len(c->in) < CONN_INBUF_MAX
+		    ? LOOP_READ
+		    : 0;
 	else if (wbuf_len(c->out) > 0)
 		ev = LOOP_WRITE;
 	else if (!c->m->shutting_down || c->draining)
@@ -244,6 +260,11 @@ conn_process(struct conn *c)
 	j->len = len;
 	j->owner = c;
 	j->peer = &c->peer;
+	if (c->io == &plain_io) {
+		/* The worker sends the reply itself: one hand-off less. */
+		j->write = plain_write;
+		j->fd = c->fd;
+	}
 	if (len > c->big)
 		c->big = len;
 	c->frame_start = wbuf_len(c->in) > 0 ? loop_now_ms() : 0;
@@ -293,8 +314,15 @@ conn_event(struct loop *l, int fd, int rev, void *arg)
 	(void)l;
 	(void)fd;
 	if (c->busy) {
-		/* Only hangup/error arrive while busy: the peer went away. */
-		conn_close(c, "hangup during request");
+		if (c->io != &plain_io || wbuf_len(c->in) >= CONN_INBUF_MAX) {
+			/* Not watching input: hangup or error. */
+			conn_close(c, "hangup during request");
+			return;
+		}
+		c->in_use++;
+		conn_read(c); /* EOF closes; data waits in c->in */
+		conn_set_events(c);
+		conn_release(c);
 		return;
 	}
 	c->in_use++;
@@ -336,6 +364,10 @@ jobs_done(struct loop *l, int fd, int rev, void *arg)
 			t = c->out;
 			c->out = j->reply;
 			j->reply = t;
+			if (j->sent > 0 && wbuf_consume(c->out, j->sent) != 0)
+				fatal_f("sent more than the reply");
+			if (j->sent > 0)
+				c->last_activity = loop_now_ms();
 			if (c->big > CONN_SHRINK_ABOVE &&
 			    wbuf_len(c->in) == 0) {
 				/* Give back a big frame's memory. */

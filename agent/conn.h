@@ -7,7 +7,7 @@
  * the input buffer never holds more than one maximal frame; a connection
  * with a partial frame older than frame_ms, no traffic for idle_ms, or a
  * reply not drained for write_ms is closed.  A client that never reads
- * its reply stalls only itself: nothing more is read from it.  At
+ * its reply stalls only itself: no new request of its is started.  At
  * max_conns, a new connection evicts the longest-idle one, or is refused
  * with FAILURE when every connection is busy.
  */

@@ -25,9 +25,10 @@
 #include "common/log.h"
 #include "common/wbuf.h"
 
-#define LISTEN_BACKLOG	  512
-#define LISTEN_PAUSE_MS	  100 /* after EMFILE */
-#define LISTEN_MAX_SD_FDS 16
+#define LISTEN_BACKLOG		  512
+#define LISTEN_PAUSE_MS		  100 /* after EMFILE */
+#define LISTEN_MAX_SD_FDS	  16
+#define LISTEN_REFUSE_AUDIT_PER_S 20
 
 struct listener {
 	struct loop *loop;
@@ -38,6 +39,9 @@ struct listener {
 	int remove_dir;
 	int paused;
 	int stopped;
+	uint64_t refuse_window_ms;
+	unsigned refuse_lines;
+	unsigned long refuse_suppressed;
 };
 
 int
@@ -173,10 +177,33 @@ static void
 listener_refuse(struct listener *ls, int fd, const struct agent_peer *peer)
 {
 	struct audit_rec rec;
-	char why[128];
+	uint64_t now = loop_now_ms();
+	char why[160];
 
+	/*
+	 * The audit line is synced on this (the loop) thread: a flood of
+	 * refused peers must not stall everyone, so at most
+	 * LISTEN_REFUSE_AUDIT_PER_S lines a second; the next one counts what
+	 * was left out.
+	 */
+	if (now - ls->refuse_window_ms >= 1000) {
+		ls->refuse_window_ms = now;
+		ls->refuse_lines = 0;
+	}
+	if (ls->refuse_lines >= LISTEN_REFUSE_AUDIT_PER_S) {
+		ls->refuse_suppressed++;
+		close(fd);
+		return;
+	}
+	ls->refuse_lines++;
 	snprintf(why, sizeof(why), "uid %u gid %u not allowed",
 	    (unsigned)peer->uid, (unsigned)peer->gid);
+	if (ls->refuse_suppressed > 0) {
+		snprintf(why + strlen(why), sizeof(why) - strlen(why),
+		    " (%lu earlier refusals not logged)",
+		    ls->refuse_suppressed);
+		ls->refuse_suppressed = 0;
+	}
 	logit("refused connection: %s (pid %d)", why, (int)peer->pid);
 	memset(&rec, 0, sizeof(rec));
 	rec.event = "connect";

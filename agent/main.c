@@ -494,7 +494,7 @@ main(int argc, char **argv)
 				    "tokensign-agent: bad "
 				    "PIN timeout \"%.32s\"\n",
 				    optarg);
-				return 2;
+				goto usage_exit;
 			}
 			cli_add(&a, "pin_timeout", optarg);
 			break;
@@ -565,27 +565,28 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			status = 0;
+			goto early;
 		default:
 			usage(stderr);
-			return 2;
+			goto usage_exit;
 		}
 	}
 	if (optind != argc) {
 		usage(stderr);
-		return 2;
+		goto usage_exit;
 	}
 	if (debug)
 		ts_log_set_level(TS_LOG_DEBUG);
 	if (build_config(&a, &a.cfg, why, sizeof(why)) != 0) {
 		fprintf(stderr, "tokensign-agent: %s\n", why);
-		return 2;
+		goto usage_exit;
 	}
 	if (a.cfg.nmodules == 0) {
 		fprintf(stderr,
 		    "tokensign-agent: no PKCS#11 module: use "
 		    "--module PATH or \"module\" in --config\n");
-		return 2;
+		goto usage_exit;
 	}
 	if (a.listen_tls != NULL &&
 	    (a.tlsopt.cert_file == NULL || a.tlsopt.key_file == NULL ||
@@ -614,7 +615,7 @@ main(int argc, char **argv)
 
 	/* Socket activation: keep fds 3.. that systemd passed, close others. */
 	if ((sd_n = listen_systemd_fds(&lfd)) < 0)
-		return 1;
+		goto fail_exit;
 	closefrom(sd_n > 0 ? 3 + sd_n : 3);
 	raise_nofile();
 	if (sd_n > 0) {
@@ -624,7 +625,7 @@ main(int argc, char **argv)
 	    0) {
 		fprintf(stderr, "tokensign-agent: cannot create socket: %s\n",
 		    ts_err(r));
-		return 1;
+		goto fail_exit;
 	}
 	if (a.listen_tls != NULL &&
 	    (r = listen_tls_create(a.listen_tls, &tlsfd)) != 0) {
@@ -782,4 +783,17 @@ out:
 	else
 		logit("exiting");
 	return r == 0 ? 0 : 1;
+usage_exit:
+	status = 2;
+	goto early;
+fail_exit:
+	status = 1;
+early:
+	/* Before anything but the option strings was set up. */
+	config_free(&a.cfg);
+	for (size_t i = 0; i < a.ncli; i++)
+		free(a.cli[i]);
+	free(a.config_path);
+	free(sock_path);
+	return status;
 }

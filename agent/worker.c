@@ -31,6 +31,24 @@ struct worker_pool {
 	pthread_t threads[WORKERS_MAX];
 };
 
+/* Sends what the socket takes now; the loop writes any rest. */
+static void
+worker_send(struct job *j)
+{
+	const uint8_t *p = wbuf_ptr(j->reply);
+	size_t len = wbuf_len(j->reply);
+	ssize_t n;
+
+	while (j->sent < len) {
+		n = j->write(NULL, j->fd, p + j->sent, len - j->sent);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* EAGAIN or a gone peer: the loop sees to it */
+		j->sent += (size_t)n;
+	}
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -60,6 +78,8 @@ worker_main(void *arg)
 			    p->ctx, j->peer, j->msg, j->len, j->reply);
 		freezero(j->msg, j->len);
 		j->msg = NULL;
+		if (j->r == 0 && j->write != NULL)
+			worker_send(j);
 
 		pthread_mutex_lock(&p->mu);
 		wake = p->done_head == NULL;

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define WORKERS_DEFAULT 4
 #define WORKERS_MAX	64
@@ -28,6 +29,14 @@ struct job {
 	struct agent_peer *peer; /* the owner's, borrowed */
 	struct wbuf *reply; /* framed reply, filled by the worker */
 	int r; /* dispatch_message() result */
+	/*
+	 * Optional: the worker writes the reply to fd itself (non-blocking,
+	 * as much as the socket takes) and records it in sent; the loop
+	 * writes the rest.  The owner keeps fd open until the job is back.
+	 */
+	ssize_t (*write)(void *io, int fd, const void *buf, size_t len);
+	int fd;
+	size_t sent;
 	struct job *next;
 };
 

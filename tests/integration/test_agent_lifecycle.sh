@@ -72,6 +72,13 @@ ts_pass "SIGTERM: in-flight signature delivered, exit 0"
 ts_pass "socket removed on exit"
 grep -q 'exiting' agent.log || ts_fail "no exit log"
 
+# An audit log that cannot be written: nothing is signed.
+if [ -w /dev/full ]; then
+	ts_agent_start --audit /dev/full
+	ts_expect_fail "unwritable audit log refuses signing" 13 'cannot write the audit log' sign
+	ts_agent_stop
+fi
+
 # --key limits the keys served; a reference matching nothing is fatal.
 ts_agent_start --key p256
 out=$("$C" keys)
