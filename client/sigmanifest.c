@@ -39,21 +39,6 @@ struct sigmanifest {
 	struct annotations ann;
 };
 
-static void why_set(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-why_set(char *why, size_t why_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || why_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, why_len, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- annotations: a small sorted string map ---- */
 
 static void
@@ -175,14 +160,14 @@ ann_parse(const json_t *o, const char *what, struct annotations *a, char *why,
 	json_object_foreach(obj, k, v)
 	{
 		if (!json_is_string(v)) {
-			why_set(why, why_len,
+			ts_errbuf(why, why_len,
 			    "%s annotation \"%.100s\" is not a string", what,
 			    k);
 			return TS_ERR_MANIFEST_INVALID;
 		}
 		if ((r = ann_set(a, k, json_string_value(v))) != 0) {
 			if (r == TS_ERR_TOO_LARGE)
-				why_set(why, why_len,
+				ts_errbuf(why, why_len,
 				    "%s has more than %d annotations", what,
 				    SIGMANIFEST_MAX_ANNOTATIONS);
 			return r == TS_ERR_TOO_LARGE ? TS_ERR_MANIFEST_INVALID
@@ -334,7 +319,7 @@ descriptor_parse(const json_t *o, const char *what, struct siglayer **out,
 
 	*out = NULL;
 	if (!json_is_object(o)) {
-		why_set(why, why_len, "%s is not an object", what);
+		ts_errbuf(why, why_len, "%s is not an object", what);
 		goto out;
 	}
 	if (tsjson_get_string(o, "mediaType", what, &mt, NULL, why, why_len) !=
@@ -343,7 +328,7 @@ descriptor_parse(const json_t *o, const char *what, struct siglayer **out,
 		goto out;
 	if ((size = json_object_get(o, "size")) == NULL ||
 	    !json_is_integer(size) || json_integer_value(size) < 0) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "%s.size is missing or not a "
 		    "non-negative integer",
 		    what);
@@ -356,7 +341,7 @@ descriptor_parse(const json_t *o, const char *what, struct siglayer **out,
 	}
 	l->size = (int64_t)json_integer_value(size);
 	if (digest_parse(ds, dlen, &l->digest, &dwhy) != 0) {
-		why_set(why, why_len, "%s.digest \"%.100s\": %s", what, ds,
+		ts_errbuf(why, why_len, "%s.digest \"%.100s\": %s", what, ds,
 		    dwhy == NULL ? "invalid" : dwhy);
 		goto out;
 	}
@@ -443,7 +428,7 @@ sigmanifest_parse(const uint8_t *data, size_t len, const char *content_type,
 		goto out;
 	}
 	if (len > SIGMANIFEST_MAX_LEN) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "signature manifest of %zu bytes exceeds "
 		    "the %d-byte limit",
 		    len, SIGMANIFEST_MAX_LEN);
@@ -452,7 +437,7 @@ sigmanifest_parse(const uint8_t *data, size_t len, const char *content_type,
 	}
 	if (content_type != NULL &&
 	    !media_type_is(content_type, OCI_MANIFEST_MEDIA_TYPE)) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "signature manifest has media type \"%.100s\", not an "
 		    "OCI image manifest (containers/image refuses it)",
 		    content_type);
@@ -468,26 +453,26 @@ sigmanifest_parse(const uint8_t *data, size_t len, const char *content_type,
 	r = TS_ERR_MANIFEST_INVALID;
 	if ((sv = json_object_get(root, "schemaVersion")) == NULL ||
 	    !json_is_integer(sv) || json_integer_value(sv) != 2) {
-		why_set(why, why_len, "manifest schemaVersion is not 2");
+		ts_errbuf(why, why_len, "manifest schemaVersion is not 2");
 		goto out;
 	}
 	mtv = json_object_get(root, "mediaType");
 	if (mtv != NULL &&
 	    (!json_is_string(mtv) ||
 		strcmp(json_string_value(mtv), OCI_MANIFEST_MEDIA_TYPE) != 0)) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "manifest mediaType \"%.100s\" is not an OCI image "
 		    "manifest",
 		    json_is_string(mtv) ? json_string_value(mtv) : "?");
 		goto out;
 	}
 	if (mtv == NULL && content_type == NULL) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "manifest has no mediaType and no Content-Type says OCI");
 		goto out;
 	}
 	if (json_object_get(root, "manifests") != NULL) {
-		why_set(why, why_len, "an index, not an image manifest");
+		ts_errbuf(why, why_len, "an index, not an image manifest");
 		goto out;
 	}
 	if ((r = descriptor_parse(json_object_get(root, "config"), "config",
@@ -499,7 +484,7 @@ sigmanifest_parse(const uint8_t *data, size_t len, const char *content_type,
 		goto out;
 	}
 	if (json_array_size(layers) > SIGMANIFEST_MAX_LAYERS) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "manifest has %zu layers, over the limit "
 		    "of %d",
 		    json_array_size(layers), SIGMANIFEST_MAX_LAYERS);

@@ -41,21 +41,6 @@ struct verify_key {
 	const char *desc;
 };
 
-static void why_set(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-why_set(char *why, size_t why_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || why_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, why_len, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- keys ---- */
 
 void
@@ -86,7 +71,7 @@ key_classify(struct verify_key *k, char *why, size_t why_len)
 		if (EVP_PKEY_get_utf8_string_param(k->pkey,
 			OSSL_PKEY_PARAM_GROUP_NAME, curve, sizeof(curve),
 			&clen) != 1) {
-			why_set(why, why_len, "EC key with unnamed curve");
+			ts_errbuf(why, why_len, "EC key with unnamed curve");
 			return TS_ERR_KEY_INVALID;
 		}
 		k->kind = EVP_PKEY_EC;
@@ -100,7 +85,7 @@ key_classify(struct verify_key *k, char *why, size_t why_len)
 			k->desc = "ecdsa-p521";
 			k->ec_field_bytes = 66;
 		} else {
-			why_set(why, why_len,
+			ts_errbuf(why, why_len,
 			    "EC curve %.40s is not supported (P-256, P-384, "
 			    "P-521 are)",
 			    curve);
@@ -110,7 +95,7 @@ key_classify(struct verify_key *k, char *why, size_t why_len)
 	case EVP_PKEY_RSA:
 		bits = EVP_PKEY_get_bits(k->pkey);
 		if (bits < VERIFY_RSA_MIN_BITS) {
-			why_set(why, why_len,
+			ts_errbuf(why, why_len,
 			    "RSA key of %d bits is too small "
 			    "(minimum %d)",
 			    bits, VERIFY_RSA_MIN_BITS);
@@ -124,7 +109,7 @@ key_classify(struct verify_key *k, char *why, size_t why_len)
 		k->desc = "ed25519";
 		return 0;
 	default:
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "public key type is not supported "
 		    "(ECDSA, RSA and Ed25519 are)");
 		return TS_ERR_KEY_INVALID;
@@ -148,7 +133,7 @@ verify_key_load_pem(const uint8_t *pem, size_t len, struct verify_key **out,
 	if (why != NULL && why_len > 0)
 		why[0] = '\0';
 	if (out == NULL || pem == NULL || len > VERIFY_KEY_MAX_LEN) {
-		why_set(why, why_len, "no key or key file too large");
+		ts_errbuf(why, why_len, "no key or key file too large");
 		goto out;
 	}
 	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL) {
@@ -158,11 +143,11 @@ verify_key_load_pem(const uint8_t *pem, size_t len, struct verify_key **out,
 	/* Only the first PEM block, as sigstore's UnmarshalPEMToPublicKey. */
 	if (PEM_read_bio(bio, &name, &header, &der, &dlen) != 1) {
 		ERR_clear_error();
-		why_set(why, why_len, "no PEM block found");
+		ts_errbuf(why, why_len, "no PEM block found");
 		goto out;
 	}
 	if (header != NULL && header[0] != '\0') {
-		why_set(why, why_len, "PEM block has headers (encrypted?)");
+		ts_errbuf(why, why_len, "PEM block has headers (encrypted?)");
 		goto out;
 	}
 	p = der;
@@ -175,7 +160,7 @@ verify_key_load_pem(const uint8_t *pem, size_t len, struct verify_key **out,
 	else if (strcmp(name, "RSA PUBLIC KEY") == 0)
 		k->pkey = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, dlen);
 	else {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "PEM block \"%.40s\" is not a public key (want PUBLIC KEY "
 		    "or RSA PUBLIC KEY)",
 		    name);
@@ -183,11 +168,11 @@ verify_key_load_pem(const uint8_t *pem, size_t len, struct verify_key **out,
 	}
 	if (k->pkey == NULL) {
 		ERR_clear_error();
-		why_set(why, why_len, "cannot decode the %s DER", name);
+		ts_errbuf(why, why_len, "cannot decode the %s DER", name);
 		goto out;
 	}
 	if (p != der + dlen) {
-		why_set(why, why_len, "trailing bytes after the key DER");
+		ts_errbuf(why, why_len, "trailing bytes after the key DER");
 		goto out;
 	}
 	if ((r = key_classify(k, why, why_len)) != 0)
@@ -217,12 +202,12 @@ verify_key_load_file(
 	if (out != NULL)
 		*out = NULL;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		why_set(why, why_len, "cannot open %.200s: %s", path,
+		ts_errbuf(why, why_len, "cannot open %.200s: %s", path,
 		    strerror(errno));
 		goto out;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		why_set(why, why_len, "%.200s is not a regular file", path);
+		ts_errbuf(why, why_len, "%.200s is not a regular file", path);
 		goto out;
 	}
 	if ((buf = malloc(VERIFY_KEY_MAX_LEN + 1)) == NULL) {
@@ -234,14 +219,14 @@ verify_key_load_file(
 		if (got < 0) {
 			if (errno == EINTR)
 				continue;
-			why_set(why, why_len, "reading %.200s: %s", path,
+			ts_errbuf(why, why_len, "reading %.200s: %s", path,
 			    strerror(errno));
 			goto out;
 		}
 		n += (size_t)got;
 	}
 	if (n > VERIFY_KEY_MAX_LEN) {
-		why_set(why, why_len, "%.200s is larger than %d bytes", path,
+		ts_errbuf(why, why_len, "%.200s is larger than %d bytes", path,
 		    VERIFY_KEY_MAX_LEN);
 		goto out;
 	}
@@ -430,7 +415,7 @@ check_signature(const struct verify_key *k, const uint8_t *payload,
 	if (ok < 0)
 		return ok;
 	if (ok != 1) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "the %s key does not match it over the raw payload bytes",
 		    k->desc);
 		return TS_ERR_SIG_INVALID;
@@ -623,7 +608,7 @@ check_identity(const struct verify_policy *pol, const char *sigref, char *why,
 	int exact, r = TS_ERR_SIG_IDENTITY;
 
 	if ((r = verify_ref_normalize(pol->identity, &en, &et, &ed)) != 0) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "expected identity \"%.200s\" is not a "
 		    "valid docker reference",
 		    pol->identity);
@@ -631,7 +616,7 @@ check_identity(const struct verify_policy *pol, const char *sigref, char *why,
 		goto out;
 	}
 	if ((r = verify_ref_normalize(sigref, &sn, &st, &sd)) != 0) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "docker-reference \"%.200s\" in the signature is not a "
 		    "valid docker reference",
 		    sigref);
@@ -642,7 +627,7 @@ check_identity(const struct verify_policy *pol, const char *sigref, char *why,
 	    pol->identity_mode == VERIFY_ID_AUTO && (et != NULL || ed != NULL);
 	if (strcmp(en, sn) != 0 ||
 	    (exact && (!streq_opt(et, st) || !streq_opt(ed, sd)))) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "signature identity \"%.200s\" does not match %s "
 		    "\"%.200s\"",
 		    sigref, exact ? "the exact reference" : "the repository",
@@ -682,12 +667,12 @@ verify_one_raw(const struct verify_key *k, const uint8_t *payload,
 	if (k == NULL || pol == NULL || pol->digest == NULL ||
 	    (payload == NULL && payload_len > 0) || sig == NULL ||
 	    (pol->annotations == NULL && pol->n_annotations > 0)) {
-		why_set(why, why_len, "missing key, policy or digest");
+		ts_errbuf(why, why_len, "missing key, policy or digest");
 		r = TS_ERR_INVALID_ARG;
 		goto out;
 	}
 	if (payload_len > PAYLOAD_MAX_LEN) {
-		why_set(why, why_len, "payload of %zu bytes exceeds %d",
+		ts_errbuf(why, why_len, "payload of %zu bytes exceeds %d",
 		    payload_len, PAYLOAD_MAX_LEN);
 		r = TS_ERR_PAYLOAD_INVALID;
 		goto out;
@@ -699,14 +684,14 @@ verify_one_raw(const struct verify_key *k, const uint8_t *payload,
 	/* 3. */
 	if ((r = payload_parse(payload, payload_len, &p, pwhy, sizeof(pwhy))) !=
 	    0) {
-		why_set(why, why_len, "signed payload is invalid: %s", pwhy);
+		ts_errbuf(why, why_len, "signed payload is invalid: %s", pwhy);
 		goto out;
 	}
 	/* 4. */
 	if (!digest_equal(payload_manifest_digest(p), pol->digest)) {
 		if (digest_format(pol->digest, want, sizeof(want)) != 0)
 			want[0] = '\0';
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "signature is for manifest %.100s, not %s",
 		    payload_manifest_digest_str(p), want);
 		r = TS_ERR_DIGEST_MISMATCH;
@@ -722,14 +707,14 @@ verify_one_raw(const struct verify_key *k, const uint8_t *payload,
 		const struct payload_kv *kv = &pol->annotations[i];
 
 		if (payload_optional_string(p, kv->key, &v) != 0) {
-			why_set(why, why_len,
+			ts_errbuf(why, why_len,
 			    "required annotation \"%.100s\" is missing",
 			    kv->key);
 			r = TS_ERR_SIG_ANNOTATION;
 			goto out;
 		}
 		if (strcmp(v, kv->value) != 0) {
-			why_set(why, why_len,
+			ts_errbuf(why, why_len,
 			    "annotation \"%.100s\" is \"%.100s\", not "
 			    "\"%.100s\"",
 			    kv->key, v, kv->value);
@@ -759,13 +744,13 @@ verify_one(const struct verify_key *k, const uint8_t *payload,
 	if (parsed != NULL)
 		*parsed = NULL;
 	if (sig_b64 == NULL) {
-		why_set(why, why_len, "layer has no %s annotation",
+		ts_errbuf(why, why_len, "layer has no %s annotation",
 		    "dev.cosignproject.cosign/signature");
 		return TS_ERR_SIG_INVALID;
 	}
 	blen = strlen(sig_b64);
 	if (blen > VERIFY_SIG_B64_MAX) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "signature annotation of %zu bytes is "
 		    "too long",
 		    blen);
@@ -773,7 +758,7 @@ verify_one(const struct verify_key *k, const uint8_t *payload,
 	}
 	if ((r = verify_base64_decode(
 		 sig_b64, blen, VERIFY_SIG_MAX_LEN, &sig, &sig_len)) != 0) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "signature annotation is not valid standard base64");
 		return r == TS_ERR_ALLOC ? r : TS_ERR_BASE64;
 	}

@@ -2,6 +2,9 @@
  * err.c - messages for the TS_ERR_* codes.  A table indexed by code keeps
  * code and message side by side so a new code cannot lose its text.
  */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include <openssl/err.h>
 
 #include "common/err.h"
@@ -129,4 +132,16 @@ ts_err_ossl(const char *what)
 	if (n == 0)
 		ts_log(TS_LOG_ERROR, "%s: openssl failed without error", what);
 	return TS_ERR_CRYPTO;
+}
+
+void
+ts_errbuf(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (buf == NULL || len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
 }

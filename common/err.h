@@ -10,6 +10,8 @@
 #ifndef TS_COMMON_ERR_H
 #define TS_COMMON_ERR_H
 
+#include <stddef.h>
+
 #define TS_OK 0
 
 /* generic: -1 .. -29 */
@@ -112,5 +114,12 @@ const char *ts_err(int r);
  * what; returns TS_ERR_CRYPTO so it can be used as "r = ts_err_ossl(...)".
  */
 int ts_err_ossl(const char *what);
+
+/*
+ * Formats a message into the caller's buffer (buf may be NULL or len 0:
+ * then nothing is written).  Parsers use it to say which field was wrong.
+ */
+void ts_errbuf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif /* TS_COMMON_ERR_H */

@@ -25,21 +25,6 @@ unconst(const json_t *v)
 	return (json_t *)(uintptr_t)v;
 }
 
-static void why_set(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-why_set(char *why, size_t why_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || why_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, why_len, fmt, ap);
-	va_end(ap);
-}
-
 int
 tsjson_parse(const void *data, size_t len, size_t max_len, int flags,
     json_t **out, char *why, size_t why_len)
@@ -54,14 +39,14 @@ tsjson_parse(const void *data, size_t len, size_t max_len, int flags,
 	if (why != NULL && why_len > 0)
 		why[0] = '\0';
 	if (out == NULL || (data == NULL && len > 0)) {
-		why_set(why, why_len, "no input");
+		ts_errbuf(why, why_len, "no input");
 		return TS_ERR_INVALID_ARG;
 	}
 	if (max_len == 0 || max_len > TSJSON_MAX_DOC)
 		max_len = TSJSON_MAX_DOC;
 	if (len > max_len) {
-		why_set(why, why_len, "JSON document of %zu bytes exceeds %zu",
-		    len, max_len);
+		ts_errbuf(why, why_len,
+		    "JSON document of %zu bytes exceeds %zu", len, max_len);
 		r = TS_ERR_TOO_LARGE;
 		goto out;
 	}
@@ -75,13 +60,13 @@ tsjson_parse(const void *data, size_t len, size_t max_len, int flags,
 	 * and invalid UTF-8; nesting is bounded by JSON_PARSER_MAX_DEPTH.
 	 */
 	if ((v = json_loadb(len == 0 ? "" : data, len, jflags, &err)) == NULL) {
-		why_set(why, why_len, "invalid JSON at byte %d: %.100s",
+		ts_errbuf(why, why_len, "invalid JSON at byte %d: %.100s",
 		    err.position, err.text);
 		r = TS_ERR_PARSE;
 		goto out;
 	}
 	if ((flags & TSJSON_OBJECT) != 0 && !json_is_object(v)) {
-		why_set(why, why_len, "JSON top level is not an object");
+		ts_errbuf(why, why_len, "JSON top level is not an object");
 		r = TS_ERR_PARSE;
 		goto out;
 	}
@@ -102,12 +87,12 @@ tsjson_exact_keys(const json_t *o, const char *const *keys, size_t n,
 	size_t i;
 
 	if (!json_is_object(o)) {
-		why_set(why, why_len, "%s is not a JSON object", what);
+		ts_errbuf(why, why_len, "%s is not a JSON object", what);
 		return TS_ERR_PARSE;
 	}
 	for (i = 0; i < n; i++) {
 		if (json_object_get(o, keys[i]) == NULL) {
-			why_set(why, why_len, "%s: missing key \"%s\"", what,
+			ts_errbuf(why, why_len, "%s: missing key \"%s\"", what,
 			    keys[i]);
 			return TS_ERR_PARSE;
 		}
@@ -119,7 +104,7 @@ tsjson_exact_keys(const json_t *o, const char *const *keys, size_t n,
 			if (strcmp(k, keys[i]) == 0)
 				break;
 		if (i == n) {
-			why_set(why, why_len, "%s: unexpected key \"%.100s\"",
+			ts_errbuf(why, why_len, "%s: unexpected key \"%.100s\"",
 			    what, k);
 			return TS_ERR_PARSE;
 		}
@@ -133,11 +118,11 @@ get_member(const json_t *o, const char *key, const char *what, json_t **v,
 {
 	*v = NULL;
 	if (!json_is_object(o)) {
-		why_set(why, why_len, "%s is not a JSON object", what);
+		ts_errbuf(why, why_len, "%s is not a JSON object", what);
 		return TS_ERR_PARSE;
 	}
 	if ((*v = json_object_get(o, key)) == NULL) {
-		why_set(why, why_len, "%s: missing key \"%s\"", what, key);
+		ts_errbuf(why, why_len, "%s: missing key \"%s\"", what, key);
 		return TS_ERR_NOT_FOUND;
 	}
 	return 0;
@@ -154,7 +139,7 @@ tsjson_get_object(const json_t *o, const char *key, const char *what,
 	if ((r = get_member(o, key, what, &v, why, why_len)) != 0)
 		return r;
 	if (!json_is_object(v)) {
-		why_set(why, why_len, "%s.%s is not an object", what, key);
+		ts_errbuf(why, why_len, "%s.%s is not an object", what, key);
 		return TS_ERR_PARSE;
 	}
 	*out = v;
@@ -172,7 +157,7 @@ tsjson_get_array(const json_t *o, const char *key, const char *what,
 	if ((r = get_member(o, key, what, &v, why, why_len)) != 0)
 		return r;
 	if (!json_is_array(v)) {
-		why_set(why, why_len, "%s.%s is not an array", what, key);
+		ts_errbuf(why, why_len, "%s.%s is not an array", what, key);
 		return TS_ERR_PARSE;
 	}
 	*out = v;
@@ -192,7 +177,7 @@ tsjson_get_string(const json_t *o, const char *key, const char *what,
 	if ((r = get_member(o, key, what, &v, why, why_len)) != 0)
 		return r;
 	if (!json_is_string(v)) {
-		why_set(why, why_len, "%s.%s is not a string", what, key);
+		ts_errbuf(why, why_len, "%s.%s is not a string", what, key);
 		return TS_ERR_PARSE;
 	}
 	*out = json_string_value(v);
@@ -234,11 +219,11 @@ tsjson_get_int(const json_t *o, const char *key, const char *what, int64_t *out,
 	if ((r = get_member(o, key, what, &v, why, why_len)) != 0)
 		return r;
 	if (!json_is_number(v)) {
-		why_set(why, why_len, "%s.%s is not a number", what, key);
+		ts_errbuf(why, why_len, "%s.%s is not a number", what, key);
 		return TS_ERR_PARSE;
 	}
 	if (tsjson_value_int(v, out) != 0) {
-		why_set(why, why_len, "%s.%s is not an integer", what, key);
+		ts_errbuf(why, why_len, "%s.%s is not an integer", what, key);
 		return TS_ERR_PARSE;
 	}
 	return 0;

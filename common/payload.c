@@ -24,21 +24,6 @@ struct payload {
 	int64_t timestamp;
 };
 
-static void why_set(char *why, size_t why_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-why_set(char *why, size_t why_len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || why_len == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, why_len, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- builder ---- */
 
 static int
@@ -183,7 +168,7 @@ parse_optional(struct payload *p, json_t *opt, char *why, size_t why_len)
 	if (json_is_null(opt))
 		return 0;
 	if (!json_is_object(opt)) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "\"optional\" is neither null nor an "
 		    "object");
 		return TS_ERR_PAYLOAD_INVALID;
@@ -191,18 +176,18 @@ parse_optional(struct payload *p, json_t *opt, char *why, size_t why_len)
 	p->optional = opt;
 	if ((v = json_object_get(opt, "creator")) != NULL &&
 	    !json_is_string(v)) {
-		why_set(why, why_len, "optional.creator is not a string");
+		ts_errbuf(why, why_len, "optional.creator is not a string");
 		return TS_ERR_PAYLOAD_INVALID;
 	}
 	if ((v = json_object_get(opt, "timestamp")) != NULL) {
 		if (!json_is_number(v)) {
-			why_set(why, why_len,
+			ts_errbuf(why, why_len,
 			    "optional.timestamp is not a "
 			    "number");
 			return TS_ERR_PAYLOAD_INVALID;
 		}
 		if ((r = tsjson_value_int(v, &p->timestamp)) != 0) {
-			why_set(why, why_len,
+			ts_errbuf(why, why_len,
 			    "optional.timestamp is not an "
 			    "integer");
 			return TS_ERR_PAYLOAD_INVALID;
@@ -247,7 +232,7 @@ payload_parse(const uint8_t *data, size_t len, struct payload **out, char *why,
 		goto out;
 	}
 	if (len > PAYLOAD_MAX_LEN) {
-		why_set(why, why_len, "payload of %zu bytes exceeds %d", len,
+		ts_errbuf(why, why_len, "payload of %zu bytes exceeds %d", len,
 		    PAYLOAD_MAX_LEN);
 		r = TS_ERR_PAYLOAD_INVALID;
 		goto out;
@@ -279,7 +264,7 @@ payload_parse(const uint8_t *data, size_t len, struct payload **out, char *why,
 		goto bad;
 	if (strcmp(type, PAYLOAD_TYPE_COSIGN) != 0 ||
 	    slen != strlen(PAYLOAD_TYPE_COSIGN)) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "unrecognized signature type \"%.100s\" (want \"%s\")",
 		    type, PAYLOAD_TYPE_COSIGN);
 		r = TS_ERR_PAYLOAD_INVALID;
@@ -294,7 +279,7 @@ payload_parse(const uint8_t *data, size_t len, struct payload **out, char *why,
 		 sizeof(jwhy))) != 0)
 		goto bad;
 	if (digest_parse(p->digest_str, slen, &p->digest, &dwhy) != 0) {
-		why_set(why, why_len,
+		ts_errbuf(why, why_len,
 		    "critical.image.docker-manifest-digest \"%.100s\": %s",
 		    p->digest_str, dwhy == NULL ? "invalid" : dwhy);
 		r = TS_ERR_PAYLOAD_INVALID;
@@ -314,7 +299,7 @@ payload_parse(const uint8_t *data, size_t len, struct payload **out, char *why,
 	goto out;
 bad:
 	/* a structural problem reported by the JSON layer */
-	why_set(why, why_len, "%s", jwhy[0] != '\0' ? jwhy : "malformed");
+	ts_errbuf(why, why_len, "%s", jwhy[0] != '\0' ? jwhy : "malformed");
 	r = TS_ERR_PAYLOAD_INVALID;
 out:
 	payload_free(p);

@@ -125,21 +125,6 @@ p11_uri_free(struct p11_uri *uri)
 	freezero(uri, sizeof(*uri));
 }
 
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errbuf == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(errbuf, errlen, fmt, ap);
-	va_end(ap);
-}
-
 static int
 hexval(int c)
 {
@@ -177,7 +162,7 @@ uri_decode(const char *s, size_t len, const char *allowed, const char *name,
 		if (c == '%') {
 			if (len - i < 3 || (hi = hexval(s[i + 1])) < 0 ||
 			    (lo = hexval(s[i + 2])) < 0) {
-				seterr(errbuf, errlen,
+				ts_errbuf(errbuf, errlen,
 				    "bad percent escape in attribute '%.40s' "
 				    "(want %%HH)",
 				    name);
@@ -192,12 +177,12 @@ uri_decode(const char *s, size_t len, const char *allowed, const char *name,
 		    (strchr(URI_UNRESERVED, c) == NULL &&
 			strchr(allowed, c) == NULL)) {
 			if (c < 0x21 || c > 0x7e)
-				seterr(errbuf, errlen,
+				ts_errbuf(errbuf, errlen,
 				    "byte 0x%02x must be percent-encoded in "
 				    "attribute '%.40s'",
 				    c, name);
 			else
-				seterr(errbuf, errlen,
+				ts_errbuf(errbuf, errlen,
 				    "character '%c' must be percent-encoded in "
 				    "attribute '%.40s'",
 				    c, name);
@@ -267,7 +252,7 @@ set_special(struct p11_uri *uri, int attr, uint8_t *val, size_t vlen,
 				return 0;
 			}
 		}
-		seterr(errbuf, errlen,
+		ts_errbuf(errbuf, errlen,
 		    "unknown type '%.40s' (want public, private, cert, "
 		    "secret-key or data)",
 		    strlen((char *)val) == vlen ? (char *)val : "(binary)");
@@ -275,7 +260,7 @@ set_special(struct p11_uri *uri, int attr, uint8_t *val, size_t vlen,
 	case URI_SLOT_ID:
 		if (strlen((char *)val) != vlen ||
 		    parse_u64((char *)val, UINT64_MAX, &a) != 0) {
-			seterr(
+			ts_errbuf(
 			    errbuf, errlen, "slot-id must be a decimal number");
 			return TS_ERR_P11_URI;
 		}
@@ -298,7 +283,7 @@ set_special(struct p11_uri *uri, int attr, uint8_t *val, size_t vlen,
 		uri->has_libver = 1;
 		return 0;
 badver:
-		seterr(errbuf, errlen,
+		ts_errbuf(errbuf, errlen,
 		    "library-version must be M or M.m (decimal, each at most "
 		    "255)");
 		return TS_ERR_P11_URI;
@@ -320,18 +305,18 @@ parse_element(struct p11_uri *uri, const char *s, size_t len, int in_query,
 	int r = TS_ERR_P11_URI;
 
 	if (len == 0) {
-		seterr(errbuf, errlen, "empty attribute in %s",
+		ts_errbuf(errbuf, errlen, "empty attribute in %s",
 		    in_query ? "query" : "path");
 		goto out;
 	}
 	if ((eq = memchr(s, '=', len)) == NULL) {
-		seterr(errbuf, errlen, "attribute '%.*s' lacks '=value'",
+		ts_errbuf(errbuf, errlen, "attribute '%.*s' lacks '=value'",
 		    (int)(len > 40 ? 40 : len), s);
 		goto out;
 	}
 	nlen = (size_t)(eq - s);
 	if (!valid_name(s, nlen) || nlen >= sizeof(name)) {
-		seterr(errbuf, errlen,
+		ts_errbuf(errbuf, errlen,
 		    "bad attribute name '%.*s' (letters, digits, '-', '_')",
 		    (int)(nlen > 40 ? 40 : nlen), s);
 		goto out;
@@ -345,7 +330,8 @@ parse_element(struct p11_uri *uri, const char *s, size_t len, int in_query,
 		}
 	}
 	if (un != NULL && un->in_query != in_query) {
-		seterr(errbuf, errlen, "attribute '%s' belongs in the %s", name,
+		ts_errbuf(errbuf, errlen, "attribute '%s' belongs in the %s",
+		    name,
 		    un->in_query ? "query (after '?')" : "path (before '?')");
 		goto out;
 	}
@@ -359,19 +345,19 @@ parse_element(struct p11_uri *uri, const char *s, size_t len, int in_query,
 		for (i = 0; i < uri->nvendor; i++) {
 			if (strcmp(uri->vendor[i].name, name) == 0 &&
 			    uri->vendor[i].in_query == in_query) {
-				seterr(errbuf, errlen,
+				ts_errbuf(errbuf, errlen,
 				    "duplicate attribute '%s'", name);
 				goto out;
 			}
 		}
 		if (uri->nvendor >= P11_URI_MAX_VENDOR) {
-			seterr(errbuf, errlen,
+			ts_errbuf(errbuf, errlen,
 			    "too many vendor attributes (at most %d)",
 			    P11_URI_MAX_VENDOR);
 			goto out;
 		}
 		if (strlen((char *)val) != vlen) {
-			seterr(errbuf, errlen,
+			ts_errbuf(errbuf, errlen,
 			    "attribute '%s' contains a NUL byte", name);
 			goto out;
 		}
@@ -387,7 +373,7 @@ parse_element(struct p11_uri *uri, const char *s, size_t len, int in_query,
 		goto out;
 	}
 	if (seen[un->attr]) {
-		seterr(errbuf, errlen, "duplicate attribute '%s'", un->name);
+		ts_errbuf(errbuf, errlen, "duplicate attribute '%s'", un->name);
 		goto out;
 	}
 	seen[un->attr] = 1;
@@ -400,7 +386,7 @@ parse_element(struct p11_uri *uri, const char *s, size_t len, int in_query,
 		goto out;
 	}
 	if (strlen((char *)val) != vlen) {
-		seterr(errbuf, errlen, "attribute '%s' contains a NUL byte",
+		ts_errbuf(errbuf, errlen, "attribute '%s' contains a NUL byte",
 		    un->name);
 		goto out;
 	}
@@ -409,7 +395,8 @@ parse_element(struct p11_uri *uri, const char *s, size_t len, int in_query,
 		goto out;
 	}
 	if (un->attr == P11_URI_MODULE_PATH && val[0] != '/') {
-		seterr(errbuf, errlen, "module-path must be an absolute path");
+		ts_errbuf(
+		    errbuf, errlen, "module-path must be an absolute path");
 		goto out;
 	}
 	uri->attr[un->attr] = (char *)val;
@@ -463,7 +450,7 @@ p11_uri_parse(
 		goto out;
 	}
 	if ((len = strnlen(text, P11_URI_MAX_LEN + 1)) > P11_URI_MAX_LEN) {
-		seterr(errbuf, errlen, "URI longer than %d bytes",
+		ts_errbuf(errbuf, errlen, "URI longer than %d bytes",
 		    P11_URI_MAX_LEN);
 		r = TS_ERR_P11_URI;
 		goto out;
@@ -478,14 +465,15 @@ p11_uri_parse(
 			copy[o++] = text[i];
 	copy[o] = '\0';
 	if (strncasecmp(copy, "pkcs11:", 7) != 0) {
-		seterr(errbuf, errlen,
+		ts_errbuf(errbuf, errlen,
 		    "not a PKCS#11 URI (must start with "
 		    "'pkcs11:')");
 		r = TS_ERR_P11_URI;
 		goto out;
 	}
 	if (strchr(copy, '#') != NULL) {
-		seterr(errbuf, errlen, "character '#' must be percent-encoded");
+		ts_errbuf(
+		    errbuf, errlen, "character '#' must be percent-encoded");
 		r = TS_ERR_P11_URI;
 		goto out;
 	}
@@ -497,7 +485,7 @@ p11_uri_parse(
 		goto out;
 	if (uri->attr[P11_URI_PIN_SOURCE] != NULL &&
 	    uri->attr[P11_URI_PIN_VALUE] != NULL) {
-		seterr(errbuf, errlen,
+		ts_errbuf(errbuf, errlen,
 		    "pin-source and pin-value together are ambiguous");
 		r = TS_ERR_P11_URI;
 		goto out;
