@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(
 	build-essential cmake pkg-config git clang clang-format libclang-rt-14-dev
-	libp11-dev libssl-dev libpcsclite-dev libcurl4-openssl-dev libjansson-dev
+	libssl-dev libpcsclite-dev libcurl4-openssl-dev libjansson-dev
 	libcmocka-dev libp11-kit-dev
 	openssl softhsm2 opensc docker-registry skopeo
 	pcscd vsmartcard-vpcd vsmartcard-vpicc python3 python3-pycryptodome
