@@ -41,6 +41,21 @@ if ! SSH_AUTH_SOCK=$SSH_SOCK ssh-add -l 2>/dev/null | grep -q ECDSA; then
 fi
 ssh() { "$BL/agentloop" "$SSH_SOCK" ecdsa-sha2-nistp256 "$secs" "$1" | rate_of; }
 
+# p11-kit server exporting the same token, driven by the same p11loop
+# through p11-kit-client.so (the peer named in the issue).
+P11KIT_CLIENT=/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so
+if command -v p11-kit >/dev/null && [ -e "$P11KIT_CLIENT" ]; then
+	p11-kit server -f --provider "$TS_MODULE" -n "$TS_TMP/p11kit.sock" \
+	    "pkcs11:token=ts-main" >/dev/null 2>&1 &
+	ts_bg_track $!
+	ts_wait_for test -S "$TS_TMP/p11kit.sock" || ts_fail "p11-kit server did not start"
+	p11kit() {
+		P11_KIT_SERVER_ADDRESS=unix:path=$TS_TMP/p11kit.sock \
+		    "$BL/p11loop" "$P11KIT_CLIENT" ts-main "$TS_PIN" p256 ecdsa \
+		    "$secs" "$1" | rate_of
+	}
+fi
+
 # The machine is shared and noisy: each row alternates raw and agent runs
 # ROUNDS times and reports the medians and the median of the ratios.
 rounds=${ROUNDS:-3}
@@ -63,6 +78,9 @@ for c in 1 4 16; do row "agent, $c client(s)" "$c" agent "$c"; done
 row "agent, 1 client, batch 32" 1 agent 1 32
 row "agent, 4 clients, batch 32" 4 agent 4 32
 for c in 1 4; do row "ssh-agent, $c client(s)" "$c" ssh "$c"; done
+if declare -F p11kit >/dev/null; then
+	for c in 1 4; do row "p11-kit server, $c thread(s)" "$c" p11kit "$c"; done
+fi
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$TS_AGENT_PID/status"; }
 idle=$(rss)
