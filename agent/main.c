@@ -594,18 +594,18 @@ main(int argc, char **argv)
 		fprintf(stderr,
 		    "tokensign-agent: --listen tls://... needs --tls-cert, "
 		    "--tls-key, --client-ca and --policy\n");
-		return 2;
+		goto usage_exit;
 	}
 	if (a.policy_path != NULL &&
 	    policyrules_load_file(a.policy_path, &a.rules, why, sizeof(why)) !=
 		0) {
 		fprintf(stderr, "tokensign-agent: policy %s: %s\n",
 		    a.policy_path, why);
-		return 2;
+		goto usage_exit;
 	}
 	if (a.listen_tls != NULL && tls_server_new(&a.tlsopt, &a.tls) != 0) {
 		fprintf(stderr, "tokensign-agent: TLS setup failed\n");
-		return 2;
+		goto usage_exit;
 	}
 	if (sh < 0) {
 		tmp = getenv("SHELL");
@@ -633,7 +633,7 @@ main(int argc, char **argv)
 		    a.listen_tls, ts_err(r));
 		if (sock_path != NULL)
 			unlink(sock_path);
-		return 1;
+		goto fail_exit;
 	}
 
 	/* Fork before any PKCS#11 call (style.md section 6). */
@@ -789,7 +789,9 @@ usage_exit:
 fail_exit:
 	status = 1;
 early:
-	/* Before anything but the option strings was set up. */
+	/* Before anything but options, TLS context and policy were set up. */
+	tls_server_free(a.tls);
+	policyrules_free(a.rules);
 	config_free(&a.cfg);
 	for (size_t i = 0; i < a.ncli; i++)
 		free(a.cli[i]);
