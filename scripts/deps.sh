@@ -9,7 +9,7 @@ pkgs=(
 	openssl softhsm2 opensc docker-registry skopeo
 	pcscd vsmartcard-vpcd vsmartcard-vpicc python3 python3-pycryptodome
 	haproxy openssh-client openssh-server apache2-utils git systemd
-	util-linux procps iproute2 curl ca-certificates gnutls-bin udev nodejs
+	util-linux procps iproute2 curl ca-certificates gnutls-bin udev nodejs jq groff-base
 )
 missing=()
 for p in "${pkgs[@]}"; do
