@@ -88,6 +88,26 @@ for k in p256 ed25519 rsa2048; do
 	    ts_fail "$k: summary: $(cat "$TS_TMP/verify.err")"
 	ts_pass "$k: plugin signature verifies from the registry (tokensign verify IMAGE)"
 done
+# `tokensign agent sign --payload` (base64 on stdout) then attach with the
+# agent's key reference; a wrong agent key is refused and writes nothing
+ts_image "$R/demo/app2:v1" app2
+D2=$(ts_manifest_digest "$R/demo/app2:v1")
+"$TS_CLIENT" sign --key "file:$TS_TMP/throwaway.key" --upload=false --output-payload "$TS_TMP/a2.payload" \
+    "$R/demo/app2@$D2" > /dev/null 2>&1 || ts_fail "app2: payload"
+"$TS_CLIENT" agent sign --key p256 --payload "$TS_TMP/a2.payload" > "$TS_TMP/a2.sig" ||
+    ts_fail "agent sign --payload"
+ts_expect_fail "agent-signed payload refused with another agent key" 11 \
+    "does not verify with the agent's key ed25519" \
+    "$TS_CLIENT" attach signature --key ed25519 --payload "$TS_TMP/a2.payload" \
+    --signature "$TS_TMP/a2.sig" "$R/demo/app2:v1"
+ts_manifest_get "$R/demo/app2:sha256-${D2#sha256:}.sig" > /dev/null 2>&1 &&
+    ts_fail "the refused attach wrote app2's .sig"
+"$TS_CLIENT" attach signature --key p256 --payload "$TS_TMP/a2.payload" \
+    --signature "$TS_TMP/a2.sig" "$R/demo/app2:v1" 2> "$TS_TMP/attach.err" ||
+    ts_fail "attach agent signature: $(cat "$TS_TMP/attach.err")"
+ts_check_sigs "$R/demo/app2" "$D2" "$TS_TMP/p256.pem" 1
+ts_pass "tokensign agent sign --payload + attach --key KEYREF: stored, openssl verifies"
+
 # and independently: openssl over the stored payload bytes (P-256, DER)
 base64 -d "$TS_TMP/p256.sig" > "$TS_TMP/p256.sig.der"
 openssl dgst -sha256 -verify "$TS_TMP/p256.pem" -signature "$TS_TMP/p256.sig.der" \
