@@ -15,9 +15,12 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <jansson.h>
+
 #include "client/agent_client.h"
 #include "client/commands.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/proto.h"
 #include "common/secmem.h"
 #include "pkcs11/pin.h"
@@ -29,7 +32,7 @@ static void
 agent_usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: tokensign agent status\n"
+	    "usage: tokensign agent status [--json]\n"
 	    "       tokensign agent lock|unlock [--passphrase-file FILE | "
 	    "--passphrase-fd N]\n"
 	    "       tokensign agent sign [--key KEY] (--payload FILE | "
@@ -146,6 +149,108 @@ do_status(struct agent_conn *c)
 		    (unsigned long long)s->keys[i].errors);
 	agent_status_free(s);
 	return TS_EXIT_OK;
+}
+
+/*
+ * `agent status --json`: the STATUS reply as one JSON object on one line,
+ * for collectors (docs/deployment.md, "Metrics").  Counters are totals
+ * since the agent started; "up" is false (with "error") when the agent
+ * cannot be asked, so a scrape still gets a well-formed answer.
+ */
+static int
+print_json(json_t *o)
+{
+	int r;
+
+	r = json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (r != 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0)
+		return TS_EXIT_FAILURE;
+	return TS_EXIT_OK;
+}
+
+static int
+status_json_down(int r)
+{
+	json_t *o;
+
+	if ((o = json_object()) == NULL ||
+	    json_object_set_new(o, "up", json_false()) != 0 ||
+	    json_object_set_new(o, "error", json_string(ts_err(r))) != 0)
+		fatal_f("out of memory");
+	(void)print_json(o);
+	return TS_EXIT_AGENT;
+}
+
+static json_t *
+jcount(uint64_t v)
+{
+	/* json_int_t is long long: a counter never reaches 2^63 */
+	return json_integer((json_int_t)v);
+}
+
+static int
+do_status_json(struct agent_conn *c)
+{
+	struct agent_status *s = NULL;
+	json_t *o = NULL, *toks, *keys, *t;
+	size_t i;
+	int r, bad = 0;
+
+	if ((r = agent_status(c, &s)) != 0) {
+		(void)agent_perror(c, r, "status");
+		return status_json_down(r);
+	}
+	if ((o = json_object()) == NULL || (toks = json_array()) == NULL ||
+	    (keys = json_array()) == NULL)
+		fatal_f("out of memory");
+	bad |= json_object_set_new(o, "up", json_true());
+	bad |= json_object_set_new(o, "agent", json_string(agent_name(c)));
+	bad |= json_object_set_new(o, "protocol", json_integer(s->version));
+	bad |= json_object_set_new(
+	    o, "locked", json_boolean(s->flags & TS_STATUS_LOCKED));
+	bad |= json_object_set_new(
+	    o, "needs_unlock", json_boolean(s->flags & TS_STATUS_NEEDS_UNLOCK));
+	bad |= json_object_set_new(o, "uptime_seconds", jcount(s->uptime));
+	bad |= json_object_set_new(o, "signatures", jcount(s->signatures));
+	bad |= json_object_set_new(o, "errors", jcount(s->errors));
+	bad |= json_object_set_new(o, "connections", jcount(s->connections));
+	for (i = 0; i < s->ntokens; i++) {
+		/* token labels and URIs come from the token: JSON-escaped */
+		if ((t = json_object()) == NULL)
+			fatal_f("out of memory");
+		bad |= json_object_set_new(
+		    t, "label", json_string(s->tokens[i].label));
+		bad |= json_object_set_new(
+		    t, "uri", json_string(s->tokens[i].uri));
+		bad |= json_object_set_new(
+		    t, "present", json_boolean(s->tokens[i].present));
+		bad |= json_object_set_new(
+		    t, "logged_in", json_boolean(s->tokens[i].logged_in));
+		bad |= json_array_append_new(toks, t);
+	}
+	for (i = 0; i < s->nkeys; i++) {
+		if ((t = json_object()) == NULL)
+			fatal_f("out of memory");
+		bad |= json_object_set_new(t, "id", json_string(s->keys[i].id));
+		bad |= json_object_set_new(
+		    t, "label", json_string(s->keys[i].label));
+		bad |= json_object_set_new(
+		    t, "signatures", jcount(s->keys[i].signatures));
+		bad |=
+		    json_object_set_new(t, "errors", jcount(s->keys[i].errors));
+		bad |= json_array_append_new(keys, t);
+	}
+	bad |= json_object_set_new(o, "tokens", toks);
+	bad |= json_object_set_new(o, "keys", keys);
+	agent_status_free(s);
+	if (bad != 0) {
+		/* json_string() refuses invalid UTF-8 from a token label */
+		error("status: the agent's reply cannot be rendered as JSON");
+		json_decref(o);
+		return TS_EXIT_FAILURE;
+	}
+	return print_json(o);
 }
 
 static int
@@ -399,7 +504,7 @@ cmd_agent(int argc, char **argv)
 	char *pass = NULL, *end;
 	size_t plen = 0;
 	long fd = -1;
-	int ch, r, rc = TS_EXIT_FAILURE;
+	int ch, r, rc = TS_EXIT_FAILURE, json = 0;
 
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "--help") == 0) {
@@ -448,16 +553,20 @@ cmd_agent(int argc, char **argv)
 			    ts_err(r));
 			goto out;
 		}
-	} else if (strcmp(sub, "status") == 0 && argc != 2) {
+	} else if (strcmp(sub, "status") == 0 &&
+	    (argc > 3 || (argc == 3 && strcmp(argv[2], "--json") != 0))) {
 		agent_usage(stderr);
 		return TS_EXIT_USAGE;
 	}
+	json = strcmp(sub, "status") == 0 && argc == 3;
 	if ((r = agent_connect(NULL, &c)) != 0) {
 		rc = agent_perror(NULL, r, "connect");
+		if (json)
+			rc = status_json_down(r);
 		goto out;
 	}
 	if (strcmp(sub, "status") == 0)
-		rc = do_status(c);
+		rc = json ? do_status_json(c) : do_status(c);
 	else if (strcmp(sub, "sign") == 0)
 		rc = do_sign(c, argc - 1, argv + 1);
 	else {

@@ -38,6 +38,7 @@
 #include "client/registry_auth.h"
 #include "client/sigmanifest.h"
 #include "client/sign_backend.h"
+#include "client/sign_upload.h"
 #include "common/digest.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -352,6 +353,8 @@ already_signed(const struct sign_ctx *c, const struct sigmanifest *sm,
 	const char *k, *v, *k2, *v2;
 	size_t i, a, n;
 
+	if (c->backend == NULL)
+		return 0; /* attach: only an identical layer is a duplicate */
 	for (i = 0; i < sigmanifest_layer_count(sm); i++) {
 		l = sigmanifest_layer(sm, i);
 		if (!siglayer_is_signature(l) ||
@@ -575,9 +578,195 @@ out:
 	return r;
 }
 
-/* ---- the command ----------------------------------------------------- */
+/* ---- shared by sign and attach ------------------------------------- */
 
-int sign_exit_status(int r);
+/* TOKENSIGN_SETTLE_MS: tests shorten the settle wait (0 skips it). */
+static int
+settle_from_env(long *out)
+{
+	const char *s;
+	char *end;
+
+	*out = SIGN_SETTLE_MS;
+	if ((s = getenv("TOKENSIGN_SETTLE_MS")) == NULL || s[0] == '\0')
+		return 0;
+	errno = 0;
+	*out = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || *out < 0 || *out > 60000) {
+		error("TOKENSIGN_SETTLE_MS wants 0..60000");
+		return TS_ERR_INVALID_ARG;
+	}
+	return 0;
+}
+
+/* Makes c's njobs http clients (one per job, sharing caches). */
+static int
+ctx_open(struct sign_ctx *c, const struct http_opts *hopts, int njobs)
+{
+	int i;
+
+	c->njobs = njobs;
+	if (http_global_init() != 0)
+		return TS_ERR_INTERNAL;
+	c->jobs = xcalloc((size_t)c->njobs, sizeof(*c->jobs));
+	if ((c->jobs[0].http = http_client_new(hopts)) == NULL)
+		return TS_ERR_INVALID_ARG;
+	for (i = 1; i < c->njobs; i++)
+		if ((c->jobs[i].http =
+			    http_client_new_sibling(c->jobs[0].http)) == NULL)
+			fatal_f("out of memory");
+	return 0;
+}
+
+/* Frees every target and job of c (not c itself). */
+static void
+ctx_cleanup(struct sign_ctx *c)
+{
+	size_t i, q;
+	int j;
+
+	for (i = 0; i < c->nt; i++) {
+		free(c->t[i].input);
+		ref_free(c->t[i].ref);
+		free(c->t[i].payload);
+		if (c->t[i].sig != NULL)
+			freezero(c->t[i].sig, c->t[i].sig_len);
+		free(c->t[i].location);
+		siglayer_free(c->t[i].layer);
+		for (q = 0; q < c->t[i].nseen; q++)
+			siglayer_free(c->t[i].seen[q]);
+		free(c->t[i].seen);
+		free(c->t[i].children);
+	}
+	free(c->t);
+	c->t = NULL;
+	c->nt = 0;
+	for (j = 0; c->jobs != NULL && j < c->njobs; j++) {
+		for (q = 0; q < c->jobs[j].nsess; q++) {
+			oci_free(c->jobs[j].sess[q].oci);
+			free(c->jobs[j].sess[q].registry);
+		}
+		free(c->jobs[j].sess);
+		http_client_free(c->jobs[j].http);
+	}
+	free(c->jobs);
+	c->jobs = NULL;
+}
+
+/* Runs the pre-flight; returns the first target's error (logged). */
+static int
+ctx_preflight(struct sign_ctx *c, const char *what)
+{
+	size_t i;
+
+	run_phase(c, "checking push access", preflight);
+	for (i = 0; i < c->nt; i++)
+		if (c->t[i].rc != 0) {
+			error("pre-flight failed: nothing was %s", what);
+			return c->t[i].rc;
+		}
+	return 0;
+}
+
+/*
+ * Phases 3 and 4 for every target with a layer: upload (manifest last),
+ * then settle.  Returns 0 or the first target's error; *ok and *already
+ * count stored and already-present signatures.
+ */
+static int
+ctx_store(struct sign_ctx *c, size_t *ok, size_t *already)
+{
+	uint64_t nreq = 0;
+	int first_err = 0, jn;
+	size_t i;
+
+	*ok = *already = 0;
+	run_phase(c, "uploading signatures", upload);
+	if (c->settle_ms > 0)
+		run_phase(c, "checking stored signatures", settle);
+	for (i = 0; i < c->nt; i++) {
+		if (c->t[i].rc != 0) {
+			if (first_err == 0)
+				first_err = c->t[i].rc;
+			continue;
+		}
+		(*ok)++;
+		if (c->t[i].already)
+			(*already)++;
+		verbose("stored the signature of %s", c->t[i].input);
+	}
+	if (c->nt > 1 || first_err != 0)
+		logit("%zu of %zu signature(s) stored%s", *ok, c->nt,
+		    *already ? " (some were already present)" : "");
+	for (jn = 0; jn < c->njobs; jn++)
+		if (c->jobs[jn].http != NULL)
+			nreq += http_client_requests(c->jobs[jn].http);
+	verbose("%llu HTTP requests for %zu signature(s)",
+	    (unsigned long long)nreq, c->nt);
+	if (getenv("TOKENSIGN_STATS") != NULL)
+		fprintf(stderr,
+		    "tokensign-stats: requests=%llu signatures=%zu\n",
+		    (unsigned long long)nreq, c->nt);
+	return first_err;
+}
+
+int
+sign_attach(const struct http_opts *hopts, const char *image,
+    const uint8_t *payload, size_t payload_len, const uint8_t *sig,
+    size_t sig_len, const struct digest *expect, int *already)
+{
+	struct sign_ctx c;
+	struct target *t;
+	char *in[1], *b64 = NULL, want[DIGEST_STR_MAX], got[DIGEST_STR_MAX];
+	size_t ok = 0, nalready = 0;
+	int r = TS_ERR_INTERNAL;
+
+	*already = 0;
+	memset(&c, 0, sizeof(c));
+	pthread_mutex_init(&c.lock, NULL);
+	c.upload = 1;
+	if ((r = settle_from_env(&c.settle_ms)) != 0)
+		goto out;
+	if ((r = ctx_open(&c, hopts, 1)) != 0)
+		goto out;
+	in[0] = (char *)(uintptr_t)image;
+	if ((r = resolve_inputs(&c, in, 1)) != 0)
+		goto out;
+	t = &c.t[0];
+	/* the payload must be about this image, checked before any write */
+	if (!digest_equal(&t->digest, expect)) {
+		if (digest_format(expect, want, sizeof(want)) != 0)
+			want[0] = '\0';
+		if (digest_format(&t->digest, got, sizeof(got)) != 0)
+			got[0] = '\0';
+		error("%s is %s, but the payload names %s: refusing to attach "
+		      "a signature for another image",
+		    t->input, got, want);
+		r = TS_ERR_DIGEST_MISMATCH;
+		goto out;
+	}
+	if ((r = ctx_preflight(&c, "attached")) != 0)
+		goto out;
+	t->payload = xmalloc(payload_len ? payload_len : 1);
+	memcpy(t->payload, payload, payload_len);
+	t->payload_len = payload_len;
+	if ((b64 = regauth_b64_encode(sig, sig_len)) == NULL)
+		fatal_f("out of memory");
+	if ((r = siglayer_new_signature(
+		 t->payload, t->payload_len, b64, &t->layer)) != 0)
+		goto out;
+	if ((r = ctx_store(&c, &ok, &nalready)) != 0)
+		goto out;
+	*already = nalready != 0;
+	r = 0;
+out:
+	free(b64);
+	ctx_cleanup(&c);
+	pthread_mutex_destroy(&c.lock);
+	return r;
+}
+
+/* ---- the command ----------------------------------------------------- */
 
 int
 sign_exit_status(int r)
@@ -673,7 +862,7 @@ cmd_sign_image(int argc, char **argv)
 	struct sign_backend *be = NULL;
 	const uint8_t **pl = NULL;
 	size_t *pll = NULL, nkv = 0, i, ok = 0, already = 0;
-	const char *key = NULL, *out_sig = NULL, *out_payload = NULL, *s;
+	const char *key = NULL, *out_sig = NULL, *out_payload = NULL;
 	char *k, *v, *b64 = NULL, *end;
 	int opt, r, rc = TS_EXIT_FAILURE, first_err = 0, h, verbosity = 0;
 	long jobs = 4;
@@ -769,31 +958,17 @@ cmd_sign_image(int argc, char **argv)
 		rc = TS_EXIT_USAGE;
 		goto out;
 	}
-	if ((s = getenv("TOKENSIGN_SETTLE_MS")) != NULL && s[0] != '\0') {
-		c.settle_ms = strtol(s, &end, 10);
-		if (*end != '\0' || c.settle_ms < 0 || c.settle_ms > 60000) {
-			error("TOKENSIGN_SETTLE_MS wants 0..60000");
-			rc = TS_EXIT_USAGE;
-			goto out;
-		}
-	}
-	c.kv = kv;
-	c.nkv = nkv;
-	c.njobs = (int)jobs;
-	c.progress = isatty(2) && argc - optind > 1;
-	if (http_global_init() != 0) {
-		rc = TS_EXIT_FAILURE;
-		goto out;
-	}
-	c.jobs = xcalloc((size_t)c.njobs, sizeof(*c.jobs));
-	if ((c.jobs[0].http = http_client_new(&hopts)) == NULL) {
+	if ((r = settle_from_env(&c.settle_ms)) != 0) {
 		rc = TS_EXIT_USAGE;
 		goto out;
 	}
-	for (opt = 1; opt < c.njobs; opt++)
-		if ((c.jobs[opt].http =
-			    http_client_new_sibling(c.jobs[0].http)) == NULL)
-			fatal_f("out of memory");
+	c.kv = kv;
+	c.nkv = nkv;
+	c.progress = isatty(2) && argc - optind > 1;
+	if ((r = ctx_open(&c, &hopts, (int)jobs)) != 0) {
+		rc = sign_exit_status(r);
+		goto out;
+	}
 
 	/* 1. resolve and pre-flight: nothing is signed before this passes */
 	if ((r = resolve_inputs(&c, argv + optind, (size_t)(argc - optind))) !=
@@ -813,13 +988,10 @@ cmd_sign_image(int argc, char **argv)
 		goto out;
 	}
 	c.backend = be;
-	run_phase(&c, "checking push access", preflight);
-	for (i = 0; i < c.nt; i++)
-		if (c.t[i].rc != 0) {
-			error("pre-flight failed: nothing was signed");
-			rc = sign_exit_status(c.t[i].rc);
-			goto out;
-		}
+	if ((r = ctx_preflight(&c, "signed")) != 0) {
+		rc = sign_exit_status(r);
+		goto out;
+	}
 
 	/* 2. payloads and one signing batch */
 	pl = xcalloc(c.nt, sizeof(*pl));
@@ -881,68 +1053,11 @@ cmd_sign_image(int argc, char **argv)
 	}
 
 	/* 3. upload, manifest last; 4. settle */
-	run_phase(&c, "uploading signatures", upload);
-	if (c.settle_ms > 0)
-		run_phase(&c, "checking stored signatures", settle);
-	for (i = 0; i < c.nt; i++) {
-		if (c.t[i].rc != 0) {
-			if (first_err == 0)
-				first_err = c.t[i].rc;
-			continue;
-		}
-		ok++;
-		if (c.t[i].already)
-			already++;
-		verbose("signed %s", c.t[i].input);
-	}
-	if (c.nt > 1 || first_err != 0)
-		logit("%zu of %zu signature(s) stored%s", ok, c.nt,
-		    already ? " (some were already present)" : "");
-	{
-		uint64_t nreq = 0;
-		int jn;
-
-		for (jn = 0; jn < c.njobs; jn++)
-			if (c.jobs[jn].http != NULL)
-				nreq += http_client_requests(c.jobs[jn].http);
-		verbose("%llu HTTP requests for %zu signature(s)",
-		    (unsigned long long)nreq, c.nt);
-		if (getenv("TOKENSIGN_STATS") != NULL)
-			fprintf(stderr,
-			    "tokensign-stats: requests=%llu "
-			    "signatures=%zu\n",
-			    (unsigned long long)nreq, c.nt);
-	}
+	first_err = ctx_store(&c, &ok, &already);
 	rc = first_err == 0 ? TS_EXIT_OK : sign_exit_status(first_err);
 out:
 	free(b64);
-	for (i = 0; i < c.nt; i++) {
-		size_t q;
-
-		free(c.t[i].input);
-		ref_free(c.t[i].ref);
-		free(c.t[i].payload);
-		if (c.t[i].sig != NULL)
-			freezero(c.t[i].sig, c.t[i].sig_len);
-		free(c.t[i].location);
-		siglayer_free(c.t[i].layer);
-		for (q = 0; q < c.t[i].nseen; q++)
-			siglayer_free(c.t[i].seen[q]);
-		free(c.t[i].seen);
-		free(c.t[i].children);
-	}
-	free(c.t);
-	for (opt = 0; c.jobs != NULL && opt < c.njobs; opt++) {
-		size_t q;
-
-		for (q = 0; q < c.jobs[opt].nsess; q++) {
-			oci_free(c.jobs[opt].sess[q].oci);
-			free(c.jobs[opt].sess[q].registry);
-		}
-		free(c.jobs[opt].sess);
-		http_client_free(c.jobs[opt].http);
-	}
-	free(c.jobs);
+	ctx_cleanup(&c);
 	free(pl);
 	free(pll);
 	for (i = 0; i < nkv; i++) {

@@ -19,6 +19,7 @@
 int cmd_version(int argc, char **argv);
 int cmd_sign_image(int argc, char **argv); /* "sign" */
 int cmd_verify(int argc, char **argv);
+int cmd_attach(int argc, char **argv); /* "attach signature" */
 int cmd_triangulate(int argc, char **argv);
 int cmd_tree(int argc, char **argv);
 int cmd_agent_keys(int argc, char **argv);

@@ -18,6 +18,7 @@ struct cmd_entry {
 
 static const struct cmd_entry cmd_table[] = {
 	{ "sign", cmd_sign_image, "sign images in their registry" },
+	{ "attach", cmd_attach, "attach signature: upload a detached one" },
 	{ "verify", cmd_verify, "verify cosign signatures with a public key" },
 	{ "triangulate", cmd_triangulate, "print an image's signature tag" },
 	{ "tree", cmd_tree, "list an image's signatures" },

@@ -9,7 +9,8 @@ pkgs=(
 	openssl softhsm2 opensc docker-registry skopeo
 	pcscd vsmartcard-vpcd vsmartcard-vpicc python3 python3-pycryptodome
 	haproxy openssh-client openssh-server apache2-utils git systemd
-	util-linux procps iproute2 curl ca-certificates gnutls-bin p11-kit p11-kit-modules udev nodejs
+	util-linux procps iproute2 curl ca-certificates gnutls-bin udev nodejs jq
+	groff-base p11-kit p11-kit-modules
 )
 missing=()
 for p in "${pkgs[@]}"; do

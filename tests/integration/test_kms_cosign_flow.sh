@@ -1,17 +1,15 @@
 #!/bin/bash
 # A cosign-style signature made through sigstore-kms-tokensign for a real
 # image's payload verifies with tokensign's strict verifier, offline
-# (--payload/--signature/--digest) and after upload to a real registry as a
-# sigstore attachment (`tokensign verify IMAGE`).  The payload is the one
-# `tokensign sign` builds (cosign's byte layout); the plugin is driven with
-# cosign 2.x's argv/stdin shape (whole payload, no digest).
-# XXX: the upload goes through skopeo's sigstore-attachment copy from a
-# dir: layout, because the client has no "attach this signature" path yet.
+# (--payload/--signature/--digest) and after upload to a real registry with
+# `tokensign attach signature` (`tokensign verify IMAGE`).  The payload is
+# the one `tokensign sign` builds (cosign's byte layout); the plugin is
+# driven with cosign 2.x's argv/stdin shape (whole payload, no digest).
 . "$TS_SRC/tests/lib/common.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/lib/registry.sh"
 . "$TS_SRC/tests/lib/oci-image.sh"
-command -v skopeo >/dev/null || { echo "SKIP: no skopeo"; exit 77; }
+command -v skopeo >/dev/null || { echo "SKIP: no skopeo"; exit 77; } # ts_image
 ts_registry_have || { echo "SKIP: no docker-registry"; exit 77; }
 PLUGIN=${TS_KMS_PLUGIN:-$TS_BIN/client/sigstore-kms-tokensign}
 export TOKENSIGN_SETTLE_MS=${TOKENSIGN_SETTLE_MS:-50}
@@ -30,9 +28,6 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
     -out "$TS_TMP/throwaway.key" 2>/dev/null
 ts_image "$R/demo/app:v1" app1
 D=$(ts_manifest_digest "$R/demo/app:v1")
-mkdir -p "$TS_TMP/registries.d"
-printf 'docker:\n  %s:\n    use-sigstore-attachments: true\n' "$R" \
-    > "$TS_TMP/registries.d/local.yaml"
 
 kms_sign() { # KEY PAYLOAD -> base64 signature on stdout
 	"$PLUGIN" v1 "{\"methodName\":\"signMessage\",\"signMessage\":{\"signOptions\":{\"rpcOptions\":{\"keyVersion\":\"\",\"remoteVerification\":false},\"messageOptions\":{\"digest\":null}}},\"initOptions\":{\"protocolVersion\":\"v1\",\"keyResourceID\":\"tokensign://$1\",\"hashFunc\":5}}" \
@@ -44,7 +39,6 @@ if "errorMessage" in d:
 print(d["signMessage"]["signature"])'
 }
 
-n=0
 for k in p256 ed25519 rsa2048; do
 	ts_softhsm_pubkey "$k" "$TS_TMP/$k.pem"
 	# the payload cosign would build for this image: tokensign sign builds
@@ -66,27 +60,26 @@ for k in p256 ed25519 rsa2048; do
 	    > /dev/null 2>&1; then
 		ts_fail "$k: verified with the wrong key"
 	fi
-	# attach it as a sigstore signature in a dir: copy of the image
-	n=$((n + 1))
-	[ -d "$TS_TMP/appdir" ] || ts_skopeo copy -q --src-tls-verify=false \
-	    "docker://$R/demo/app:v1" "dir:$TS_TMP/appdir" > /dev/null 2>&1 ||
-	    ts_fail "skopeo copy to dir: failed"
-	python3 - "$TS_TMP/$k.payload" "$TS_TMP/$k.sig" "$TS_TMP/appdir/signature-$n" <<'PY'
-import base64, json, sys
-payload = open(sys.argv[1], "rb").read()
-sig = open(sys.argv[2]).read().strip()
-doc = {"mimeType": "application/vnd.dev.cosign.simplesigning.v1+json",
-       "payload": base64.b64encode(payload).decode(),
-       "annotations": {"dev.cosignproject.cosign/signature": sig}}
-with open(sys.argv[3], "wb") as f:
-    f.write(b"\x00sigstore-json\n" + json.dumps(doc).encode())
-PY
+	# attach it to the image in the registry: the PEM key for two of
+	# them, the agent's key reference for the third
+	kopt=$TS_TMP/$k.pem; [ "$k" = rsa2048 ] && kopt=rsa2048
+	"$TS_CLIENT" attach signature --key "$kopt" --payload "$TS_TMP/$k.payload" \
+	    --signature "$TS_TMP/$k.sig" "$R/demo/app:v1" \
+	    > /dev/null 2> "$TS_TMP/attach.err" ||
+	    ts_fail "$k: tokensign attach signature: $(cat "$TS_TMP/attach.err")"
+	grep -q "signature attached" "$TS_TMP/attach.err" ||
+	    ts_fail "$k: attach: $(cat "$TS_TMP/attach.err")"
+	ts_pass "$k: plugin signature attached (--key $(basename "$kopt"))"
 done
+# attaching the same signature again adds nothing
+"$TS_CLIENT" attach signature --payload "$TS_TMP/p256.payload" \
+    --signature "$TS_TMP/p256.sig" "$R/demo/app@$D" > /dev/null 2> "$TS_TMP/attach.err" ||
+    ts_fail "re-attach: $(cat "$TS_TMP/attach.err")"
+grep -q "already present" "$TS_TMP/attach.err" || ts_fail "re-attach: $(cat "$TS_TMP/attach.err")"
+[ "$(ts_sig_layers "$R/demo/app" "$D" | wc -l)" = 3 ] ||
+    ts_fail "re-attach changed the layer count: $(ts_sig_layers "$R/demo/app" "$D")"
+ts_pass "attaching the same signature twice stores it once"
 
-# upload the image with its three plugin signatures to the registry
-ts_skopeo copy -q --dest-tls-verify=false "dir:$TS_TMP/appdir" \
-    "docker://$R/demo/app:v1" > /dev/null 2> "$TS_TMP/skopeo.err" ||
-    ts_fail "skopeo upload: $(cat "$TS_TMP/skopeo.err")"
 for k in p256 ed25519 rsa2048; do
 	"$TS_CLIENT" verify --key "$TS_TMP/$k.pem" "$R/demo/app:v1" \
 	    > /dev/null 2> "$TS_TMP/verify.err" ||
@@ -95,6 +88,26 @@ for k in p256 ed25519 rsa2048; do
 	    ts_fail "$k: summary: $(cat "$TS_TMP/verify.err")"
 	ts_pass "$k: plugin signature verifies from the registry (tokensign verify IMAGE)"
 done
+# `tokensign agent sign --payload` (base64 on stdout) then attach with the
+# agent's key reference; a wrong agent key is refused and writes nothing
+ts_image "$R/demo/app2:v1" app2
+D2=$(ts_manifest_digest "$R/demo/app2:v1")
+"$TS_CLIENT" sign --key "file:$TS_TMP/throwaway.key" --upload=false --output-payload "$TS_TMP/a2.payload" \
+    "$R/demo/app2@$D2" > /dev/null 2>&1 || ts_fail "app2: payload"
+"$TS_CLIENT" agent sign --key p256 --payload "$TS_TMP/a2.payload" > "$TS_TMP/a2.sig" ||
+    ts_fail "agent sign --payload"
+ts_expect_fail "agent-signed payload refused with another agent key" 11 \
+    "does not verify with the agent's key ed25519" \
+    "$TS_CLIENT" attach signature --key ed25519 --payload "$TS_TMP/a2.payload" \
+    --signature "$TS_TMP/a2.sig" "$R/demo/app2:v1"
+ts_manifest_get "$R/demo/app2:sha256-${D2#sha256:}.sig" > /dev/null 2>&1 &&
+    ts_fail "the refused attach wrote app2's .sig"
+"$TS_CLIENT" attach signature --key p256 --payload "$TS_TMP/a2.payload" \
+    --signature "$TS_TMP/a2.sig" "$R/demo/app2:v1" 2> "$TS_TMP/attach.err" ||
+    ts_fail "attach agent signature: $(cat "$TS_TMP/attach.err")"
+ts_check_sigs "$R/demo/app2" "$D2" "$TS_TMP/p256.pem" 1
+ts_pass "tokensign agent sign --payload + attach --key KEYREF: stored, openssl verifies"
+
 # and independently: openssl over the stored payload bytes (P-256, DER)
 base64 -d "$TS_TMP/p256.sig" > "$TS_TMP/p256.sig.der"
 openssl dgst -sha256 -verify "$TS_TMP/p256.pem" -signature "$TS_TMP/p256.sig.der" \
