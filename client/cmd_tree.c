@@ -20,6 +20,7 @@
 #include "client/http.h"
 #include "client/oci.h"
 #include "client/ref.h"
+#include "client/sign_upload.h"
 #include "client/registry_auth.h"
 #include "client/sigmanifest.h"
 #include "common/digest.h"
@@ -29,8 +30,6 @@
 #include "common/xmalloc.h"
 
 #define TREE_MAX_KEYS 32
-
-int sign_exit_status(int r);
 
 struct tree_key {
 	EVP_PKEY *pk;

@@ -11,11 +11,10 @@
 #include "client/http.h"
 #include "client/oci.h"
 #include "client/ref.h"
+#include "client/sign_upload.h"
 #include "common/digest.h"
 #include "common/err.h"
 #include "common/log.h"
-
-int sign_exit_status(int r);
 
 int
 cmd_triangulate(int argc, char **argv)
