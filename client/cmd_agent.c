@@ -20,6 +20,7 @@
 #include "client/agent_client.h"
 #include "client/commands.h"
 #include "common/err.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/secmem.h"
@@ -256,30 +257,15 @@ do_status_json(struct agent_conn *c)
 static int
 read_file(const char *path, uint8_t **datap, size_t *lenp)
 {
-	FILE *f;
-	uint8_t *d;
-	size_t n;
+	int r;
 
-	*datap = NULL;
-	*lenp = 0;
-	if ((f = fopen(path, "rb")) == NULL) {
-		fprintf(stderr, "tokensign: %s: %s\n", path, strerror(errno));
-		return TS_ERR_IO;
-	}
-	if ((d = malloc(AGENT_CMD_FILE_MAX + 1)) == NULL) {
-		fclose(f);
-		return TS_ERR_ALLOC;
-	}
-	n = fread(d, 1, AGENT_CMD_FILE_MAX + 1, f);
-	fclose(f);
-	if (n > AGENT_CMD_FILE_MAX) {
+	if ((r = ts_read_file(path, AGENT_CMD_FILE_MAX, 0, datap, lenp)) == 0)
+		return 0;
+	if (r == TS_ERR_TOO_LARGE)
 		fprintf(stderr, "tokensign: %s: too large\n", path);
-		free(d);
-		return TS_ERR_TOO_LARGE;
-	}
-	*datap = d;
-	*lenp = n;
-	return 0;
+	else if (r == TS_ERR_NOT_FOUND || r == TS_ERR_SYSTEM)
+		fprintf(stderr, "tokensign: %s: %s\n", path, strerror(errno));
+	return r;
 }
 
 static int

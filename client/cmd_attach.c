@@ -28,6 +28,7 @@
 #include "client/verify.h"
 #include "common/digest.h"
 #include "common/err.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/payload.h"
 #include "common/xmalloc.h"
@@ -59,47 +60,20 @@ static int
 read_file(const char *what, const char *path, size_t max, uint8_t **out,
     size_t *out_len)
 {
-	struct stat st;
-	uint8_t *buf = NULL;
-	size_t n = 0;
-	ssize_t got;
-	int fd, r = TS_ERR_SYSTEM;
+	int r;
 
-	*out = NULL;
-	*out_len = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		error("cannot open the %s file %.200s: %s", what, path,
-		    strerror(errno));
-		return TS_ERR_INVALID_ARG;
-	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		error("the %s file %.200s is not a regular file", what, path);
-		r = TS_ERR_INVALID_ARG;
-		goto out;
-	}
-	buf = xmalloc(max + 1);
-	while (n <= max && (got = read(fd, buf + n, max + 1 - n)) != 0) {
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			error("cannot read %.200s: %s", path, strerror(errno));
-			goto out;
-		}
-		n += (size_t)got;
-	}
-	if (n > max) {
+	if ((r = ts_read_file(path, max, TS_FILE_REGULAR, out, out_len)) == 0)
+		return 0;
+	if (r == TS_ERR_TOO_LARGE)
 		error("the %s file %.200s is larger than %zu bytes", what, path,
 		    max);
-		r = TS_ERR_TOO_LARGE;
-		goto out;
+	else if (r == TS_ERR_INVALID_ARG)
+		error("the %s file %.200s is not a regular file", what, path);
+	else if (r == TS_ERR_NOT_FOUND || r == TS_ERR_SYSTEM) {
+		error("cannot open the %s file %.200s: %s", what, path,
+		    strerror(errno));
+		r = TS_ERR_INVALID_ARG;
 	}
-	*out = buf;
-	*out_len = n;
-	buf = NULL;
-	r = 0;
-out:
-	close(fd);
-	free(buf);
 	return r;
 }
 

@@ -20,6 +20,7 @@
 
 #include "client/commands.h"
 #include "common/err.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/secmem.h"
 #include "pkcs11/key.h"
@@ -401,49 +402,18 @@ unhex(const char *s, uint8_t *out, size_t cap)
 static int
 read_file(const char *path, uint8_t **datap, size_t *lenp)
 {
-	FILE *f;
-	uint8_t *d = NULL, *nd;
-	size_t len = 0, cap = 0, n;
+	int r;
 
-	*datap = NULL;
-	*lenp = 0;
-	if ((f = fopen(path, "rb")) == NULL) {
+	if ((r = ts_read_file(path, P11CMD_MAX_MESSAGE, 0, datap, lenp)) == 0)
+		return 0;
+	if (r == TS_ERR_TOO_LARGE)
+		fprintf(stderr,
+		    "tokensign pkcs11: %.200s: larger than %d bytes\n", path,
+		    P11CMD_MAX_MESSAGE);
+	else if (r == TS_ERR_NOT_FOUND || r == TS_ERR_SYSTEM)
 		fprintf(stderr, "tokensign pkcs11: %.200s: %s\n", path,
 		    strerror(errno));
-		return TS_ERR_SYSTEM;
-	}
-	for (;;) {
-		if (len == cap) {
-			if (cap >= P11CMD_MAX_MESSAGE) {
-				fclose(f);
-				free(d);
-				fprintf(stderr,
-				    "tokensign pkcs11: %.200s: larger than "
-				    "%d bytes\n",
-				    path, P11CMD_MAX_MESSAGE);
-				return TS_ERR_TOO_LARGE;
-			}
-			cap = cap ? cap * 2 : 65536;
-			if ((nd = realloc(d, cap)) == NULL) {
-				fclose(f);
-				free(d);
-				return TS_ERR_ALLOC;
-			}
-			d = nd;
-		}
-		if ((n = fread(d + len, 1, cap - len, f)) == 0)
-			break;
-		len += n;
-	}
-	if (ferror(f)) {
-		fclose(f);
-		free(d);
-		return TS_ERR_SYSTEM;
-	}
-	fclose(f);
-	*datap = d;
-	*lenp = len;
-	return 0;
+	return r;
 }
 
 /* Writes data to path atomically (temp file + rename): nothing half-written. */

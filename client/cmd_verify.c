@@ -29,6 +29,7 @@
 #include "client/verify.h"
 #include "common/digest.h"
 #include "common/err.h"
+#include "common/fileio.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/payload.h"
@@ -212,55 +213,6 @@ parse_args(int argc, char **argv, struct verify_args *a)
 	return 0;
 }
 
-/*
- * Reads a whole regular file of at most max bytes.  Returns 0,
- * TS_ERR_NOT_FOUND (ENOENT), TS_ERR_TOO_LARGE or TS_ERR_SYSTEM.
- */
-static int
-read_capped(const char *path, size_t max, uint8_t **out, size_t *out_len)
-{
-	struct stat st;
-	uint8_t *buf = NULL;
-	size_t n = 0;
-	ssize_t got;
-	int fd, saved, r = TS_ERR_SYSTEM;
-
-	*out = NULL;
-	*out_len = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return errno == ENOENT ? TS_ERR_NOT_FOUND : TS_ERR_SYSTEM;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		goto out;
-	}
-	if ((buf = malloc(max + 1)) == NULL) {
-		r = TS_ERR_ALLOC;
-		goto out;
-	}
-	while (n <= max && (got = read(fd, buf + n, max + 1 - n)) != 0) {
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			goto out;
-		}
-		n += (size_t)got;
-	}
-	if (n > max) {
-		r = TS_ERR_TOO_LARGE;
-		goto out;
-	}
-	*out = buf;
-	*out_len = n;
-	buf = NULL;
-	r = 0;
-out:
-	saved = errno; /* for report_read_error(): close() may change it */
-	close(fd);
-	errno = saved;
-	free(buf);
-	return r;
-}
-
 static void
 report_read_error(const char *what, const char *path, int r, size_t max)
 {
@@ -374,7 +326,8 @@ verify_local(
 
 	memset(files, 0, sizeof(files));
 	snprintf(path, sizeof(path), "%s/manifest.json", dir);
-	if ((r = read_capped(path, VERIFY_MANIFEST_MAX, &buf, &len)) != 0) {
+	if ((r = ts_read_file(path, VERIFY_MANIFEST_MAX, TS_FILE_REGULAR, &buf,
+		 &len)) != 0) {
 		report_read_error(
 		    "image manifest", path, r, VERIFY_MANIFEST_MAX);
 		goto out;
@@ -386,7 +339,8 @@ verify_local(
 	pol->digest = &md;
 	for (i = 1;; i++) {
 		snprintf(path, sizeof(path), "%s/signature-%zu", dir, i);
-		r = read_capped(path, VERIFY_SIGFILE_MAX, &buf, &len);
+		r = ts_read_file(
+		    path, VERIFY_SIGFILE_MAX, TS_FILE_REGULAR, &buf, &len);
 		if (r == TS_ERR_NOT_FOUND)
 			break;
 		if (r != 0) {
@@ -475,13 +429,13 @@ verify_files(const struct verify_key *k, struct verify_policy *pol,
 		goto out;
 	}
 	pol->digest = &d;
-	if ((r = read_capped(a->payload, PAYLOAD_MAX_LEN, &payload, &plen)) !=
-	    0) {
+	if ((r = ts_read_file(a->payload, PAYLOAD_MAX_LEN, TS_FILE_REGULAR,
+		 &payload, &plen)) != 0) {
 		report_read_error("payload", a->payload, r, PAYLOAD_MAX_LEN);
 		goto out;
 	}
-	if ((r = read_capped(a->signature, VERIFY_SIG_B64_MAX, &sigf, &slen)) !=
-	    0) {
+	if ((r = ts_read_file(a->signature, VERIFY_SIG_B64_MAX, TS_FILE_REGULAR,
+		 &sigf, &slen)) != 0) {
 		report_read_error(
 		    "signature", a->signature, r, VERIFY_SIG_B64_MAX);
 		goto out;
