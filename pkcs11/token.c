@@ -645,3 +645,41 @@ p11_token_logout(struct p11_token *tok)
 	pthread_mutex_unlock(&tok->op_lock);
 	return r;
 }
+
+int
+p11_token_reopen(struct p11_token *tok)
+{
+	int r;
+
+	pthread_mutex_lock(&tok->op_lock);
+	p11_token_mark_removed(tok);
+	r = p11_token_refresh(tok);
+	if (r == 0 && !tok->present)
+		r = TS_ERR_P11_TOKEN_REMOVED;
+	pthread_mutex_unlock(&tok->op_lock);
+	return r;
+}
+
+int
+p11_token_check(struct p11_token *tok)
+{
+	int r;
+
+	pthread_mutex_lock(&tok->op_lock);
+	r = p11_token_refresh(tok);
+	pthread_mutex_unlock(&tok->op_lock);
+	if (r == TS_ERR_P11_TOKEN_REMOVED)
+		return 0;
+	return r < 0 ? r : tok->present;
+}
+
+unsigned
+p11_token_generation(struct p11_token *tok)
+{
+	unsigned g;
+
+	pthread_mutex_lock(&tok->lock);
+	g = tok->generation;
+	pthread_mutex_unlock(&tok->lock);
+	return g;
+}
