@@ -23,6 +23,9 @@ config_init(struct agent_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->raw_digest = -1;
+	c->pin_final_try = -1;
+	c->presence_ms = -1;
+	c->pcsc_watch = -1;
 	c->pin_timeout = -1;
 	c->max_conns = c->idle_timeout = c->frame_timeout = -1;
 	c->write_timeout = c->workers = -1;
@@ -41,6 +44,8 @@ config_free(struct agent_config *c)
 	}
 	for (i = 0; i < c->nconfirm; i++)
 		free(c->confirm[i]);
+	for (i = 0; i < c->ntouch; i++)
+		free(c->touch[i]);
 	for (i = 0; i < c->nssh; i++)
 		free(c->ssh[i]);
 	for (i = 0; i < c->nkeys; i++)
@@ -338,6 +343,19 @@ config_line(struct agent_config *c, const char *line, char *why, size_t whylen)
 		}
 		return 0;
 	}
+	if (strcmp(w[0], "pin_final_try") == 0) { /* issue 6 */
+		NEED(1);
+		if (strcmp(w[1], "allow") == 0)
+			c->pin_final_try = 1;
+		else if (strcmp(w[1], "refuse") == 0)
+			c->pin_final_try = 0;
+		else {
+			snprintf(
+			    why, whylen, "pin_final_try is allow or refuse");
+			return TS_ERR_CONFIG;
+		}
+		return 0;
+	}
 	if (strcmp(w[0], "ssh") == 0) { /* issue 7: per-key ssh switch */
 		NEED(2);
 		LIST_ROOM(c->nssh);
@@ -360,6 +378,20 @@ config_line(struct agent_config *c, const char *line, char *why, size_t whylen)
 		if ((c->keys[c->nkeys] = strdup(w[1])) == NULL)
 			return TS_ERR_ALLOC;
 		c->nkeys++;
+		return 0;
+	}
+	if (strcmp(w[0], "touch_timeout") == 0) { /* issue 6: KEY SECONDS */
+		NEED(2);
+		LIST_ROOM(c->ntouch);
+		v = config_parse_duration(w[2]);
+		if (v < 0 || v > 3600) {
+			snprintf(why, whylen,
+			    "bad duration \"%.32s\" for touch_timeout", w[2]);
+			return TS_ERR_CONFIG;
+		}
+		if ((c->touch[c->ntouch] = strdup(w[1])) == NULL)
+			return TS_ERR_ALLOC;
+		c->touch_s[c->ntouch++] = v;
 		return 0;
 	}
 	if (strcmp(w[0], "confirm") == 0) {
@@ -389,6 +421,29 @@ config_line(struct agent_config *c, const char *line, char *why, size_t whylen)
 			c->frame_timeout = v;
 		else
 			c->write_timeout = v;
+		return 0;
+	}
+	if (strcmp(w[0], "pcsc_watch") == 0) { /* issue 6 */
+		NEED(1);
+		if (strcmp(w[1], "yes") == 0)
+			c->pcsc_watch = 1;
+		else if (strcmp(w[1], "no") == 0)
+			c->pcsc_watch = 0;
+		else {
+			snprintf(why, whylen, "pcsc_watch is yes or no");
+			return TS_ERR_CONFIG;
+		}
+		return 0;
+	}
+	if (strcmp(w[0], "presence_poll_ms") == 0) { /* issue 6 */
+		NEED(1);
+		v = strcmp(w[1], "0") == 0 ? 0 : parse_count(w[1], 60000);
+		if (v < 0 || (v > 0 && v < 20)) {
+			snprintf(why, whylen,
+			    "presence_poll_ms is 0 (off) or 20..60000");
+			return TS_ERR_CONFIG;
+		}
+		c->presence_ms = v;
 		return 0;
 	}
 	if (strcmp(w[0], "max_connections") == 0 ||

@@ -47,11 +47,17 @@ struct agent_config {
 	uid_t digest_uids[CONFIG_MAX_LIST];
 	size_t ndigest_uids;
 	int raw_digest; /* -1 unset, 0 off, 1 on (lists apply) */
+	int pin_final_try; /* -1 unset, 0 refuse, 1 allow (last PIN try) */
+	long presence_ms; /* token presence poll interval; -1 unset, 0 off */
+	int pcsc_watch; /* -1 unset (yes), 0 no, 1 yes */
 	char *confirm[CONFIG_MAX_LIST]; /* key references */
 	size_t nconfirm;
 	char *ssh[CONFIG_MAX_LIST]; /* "ssh KEY on|off" key references */
 	int ssh_mode[CONFIG_MAX_LIST]; /* SSHPROTO_KEY_ON / _OFF */
 	size_t nssh;
+	char *touch[CONFIG_MAX_LIST]; /* "touch_timeout KEY SECONDS" refs */
+	long touch_s[CONFIG_MAX_LIST];
+	size_t ntouch;
 	char *keys[CONFIG_MAX_LIST]; /* serve only these (empty: all) */
 	size_t nkeys;
 	long pin_timeout; /* seconds; -1 unset */

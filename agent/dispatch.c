@@ -24,6 +24,7 @@
 #include "agent/dispatch.h"
 #include "agent/keystore.h"
 #include "agent/policy.h"
+#include "agent/worker.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/payload.h"
@@ -156,6 +157,36 @@ maybe_confirm(struct dispatch_ctx *c, struct agent_peer *peer, struct ks_key *k,
 		snprintf(why, whylen, "confirmation for key %s declined",
 		    ks_key_id(k));
 	return r;
+}
+
+/*
+ * Arms the "Touch your <token> to sign ..." PROGRESS notice: sent if the
+ * signature takes longer than DISPATCH_PROGRESS_MS (a token waiting for a
+ * touch, an HSM queue); the worker disarms it when the request ends.
+ */
+static void
+touch_notice(const struct ks_key *k)
+{
+	char text[160];
+
+	snprintf(text, sizeof(text), "Touch your %.64s to sign \xe2\x80\xa6",
+	    ks_key_token_label(k));
+	worker_progress_arm(DISPATCH_PROGRESS_MS, TS_PROGRESS_TOUCH, text);
+	snprintf(text, sizeof(text),
+	    "touch timed out: no touch of %.64s within %u s for key %s",
+	    ks_key_token_label(k), ks_key_touch_timeout(k) / 1000,
+	    ks_key_id(k));
+	worker_deadline_arm(
+	    ks_key_touch_timeout(k), TS_ERR_P11_TOUCH_TIMEOUT, text);
+}
+
+/* Ends both timers; a request its deadline answered counts as failed. */
+static int
+touch_done(int r)
+{
+	worker_progress_disarm();
+	worker_deadline_disarm();
+	return r == 0 && worker_answered() ? TS_ERR_P11_TOUCH_TIMEOUT : r;
 }
 
 static void
@@ -342,7 +373,11 @@ h_sign_payload(struct dispatch_ctx *c, struct agent_peer *peer,
 	    rec.manifest_digest);
 	if ((r = maybe_confirm(c, peer, k, what, why, whylen)) != 0)
 		goto out;
-	r = keystore_sign_message(c->ks, k, data, len, &sig, &siglen);
+	touch_notice(k);
+	r = touch_done(
+	    keystore_sign_message(c->ks, k, data, len, &sig, &siglen));
+	if (r != 0)
+		(void)keystore_explain(c->ks, k, r, why, whylen);
 out:
 	rec.result = r;
 	rec.reason = r != 0 && why[0] != '\0' ? why : NULL;
@@ -406,7 +441,11 @@ h_sign_digest(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 	snprintf(what, sizeof(what), "raw %s digest %.16s...", rec.hash, hex);
 	if ((r = maybe_confirm(c, peer, k, what, why, whylen)) != 0)
 		goto out;
-	r = keystore_sign_digest(c->ks, k, hash, dig, dlen, &sig, &siglen);
+	touch_notice(k);
+	r = touch_done(
+	    keystore_sign_digest(c->ks, k, hash, dig, dlen, &sig, &siglen));
+	if (r != 0)
+		(void)keystore_explain(c->ks, k, r, why, whylen);
 out:
 	rec.result = r;
 	rec.reason = r != 0 && why[0] != '\0' ? why : NULL;
@@ -439,7 +478,7 @@ h_sign_batch(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 	struct batch_item *items = NULL;
 	struct audit_rec *recs = NULL, one;
 	uint32_t flags, n = 0, i;
-	char what[300];
+	char what[300], itemwhy[256];
 	int r, ra, ndigest = 0;
 
 	memset(&one, 0, sizeof(one));
@@ -525,6 +564,7 @@ h_sign_batch(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 	snprintf(what, sizeof(what), "a batch of %u items", n);
 	if ((r = maybe_confirm(c, peer, k, what, why, whylen)) != 0)
 		goto refuse;
+	touch_notice(k);
 	for (i = 0; i < n; i++) {
 		if (items[i].kind == TS_BATCH_DIGEST)
 			items[i].r = keystore_sign_digest(c->ks, k,
@@ -546,6 +586,9 @@ h_sign_batch(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 			    payload_manifest_digest_str(items[i].pl);
 		}
 	}
+	if (touch_done(0) != 0)
+		for (i = 0; i < n; i++)
+			recs[i].result = TS_ERR_P11_TOUCH_TIMEOUT;
 	if ((r = audit_log_n(c->audit, recs, n)) != 0)
 		goto done;
 	if ((r = wbuf_put_u8(reply, TS_MSG_BATCH_REPLY)) != 0 ||
@@ -557,6 +600,10 @@ h_sign_batch(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 			r = wbuf_put_u32(reply, 0) ||
 			    wbuf_put_string(
 				reply, items[i].sig, items[i].siglen);
+		else if (keystore_explain(
+			     c->ks, k, items[i].r, itemwhy, sizeof(itemwhy)))
+			r = wbuf_put_u32(reply, (uint32_t)-items[i].r) ||
+			    wbuf_put_cstring(reply, itemwhy);
 		else
 			r = wbuf_put_u32(reply, (uint32_t)-items[i].r) ||
 			    wbuf_put_cstring(reply, ts_err(items[i].r));
@@ -1065,8 +1112,14 @@ fail:
 		r = hr;
 		goto out;
 	}
-	snprintf(text, sizeof(text), "%s%s%s", ts_err(hr),
-	    why[0] != '\0' ? ": " : "", why);
+	/* keystore_explain() texts stand alone: they name the problem */
+	if ((hr == TS_ERR_P11_TOKEN_REMOVED || hr == TS_ERR_P11_PIN_FINAL_TRY ||
+		hr == TS_ERR_P11_PIN_LOCKED) &&
+	    why[0] != '\0')
+		snprintf(text, sizeof(text), "%s", why);
+	else
+		snprintf(text, sizeof(text), "%s%s%s", ts_err(hr),
+		    why[0] != '\0' ? ": " : "", why);
 	r = dispatch_failure(reply, hr, text);
 out:
 	wbuf_free(req);

@@ -30,6 +30,8 @@ struct dispatch_ctx;
 #define DISPATCH_F_SIGN	    0x04 /* a signing request: refused when locked */
 
 #define DISPATCH_WHY_MAX 256 /* detail text a handler adds to FAILURE */
+/* A signature slower than this gets a PROGRESS "Touch your ..." notice. */
+#define DISPATCH_PROGRESS_MS 500
 
 /*
  * A handler reads its request from req (positioned after the type byte)

@@ -8,8 +8,10 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent/keystore.h"
 #include "agent/loop.h"
@@ -25,6 +27,8 @@
 
 #define KS_MAX_TOKENS	 64
 #define KS_MAX_PROVIDERS 16
+/* A presence check running longer than this: the token is unresponsive. */
+#define KS_TOKEN_DEADLINE_MS 2000
 
 struct ks_token {
 	struct p11_token *tok;
@@ -32,6 +36,21 @@ struct ks_token {
 	char *value; /* file path or variable name */
 	uint64_t logged_in_ms; /* 0: not logged in by us */
 	int needs_unlock;
+	/*
+	 * An env PIN cannot be read again: a copy is held (secmem) while
+	 * logged in, for logging in again after a removal or a dropped
+	 * session; the PIN timeout and a rejection forget it.
+	 */
+	struct p11_pin *held;
+	int pin_rejected; /* the source's PIN was refused: never retry */
+	int active; /* logged in on purpose: log in again after a reset */
+	/* hung module: signatures in flight, and when the watcher's check began */
+	atomic_uint inflight;
+	atomic_uint_fast64_t check_since_ms; /* 0: no check running */
+	atomic_uint_fast64_t progress_ms; /* last sign done / first started */
+	int burst; /* quick re-checks left after a reader event (ks->wmu) */
+	char serial[17]; /* the token added: another card is not it */
+	char label[33];
 };
 
 struct ks_key {
@@ -40,6 +59,7 @@ struct ks_key {
 	size_t token; /* index into ks->tokens */
 	int confirm;
 	int ssh; /* enum sshproto_key_policy */
+	unsigned touch_ms; /* touch timeout, 0: none (__atomic) */
 	atomic_uint_fast64_t sigs;
 	atomic_uint_fast64_t errors;
 };
@@ -53,6 +73,20 @@ struct keystore {
 	struct ks_key *keys;
 	size_t nkeys;
 	unsigned pin_timeout;
+	int final_try; /* config pin_final_try allow */
+	unsigned token_cap; /* signatures in flight per token (0: no cap) */
+	/* presence watcher (keystore_watch_start): one thread per token */
+	pthread_mutex_t wmu;
+	pthread_cond_t wcv;
+	int wstop;
+	unsigned watch_ms;
+	pthread_t wthreads[KS_MAX_TOKENS + KS_MAX_PROVIDERS];
+	size_t nwthreads;
+};
+
+struct ks_watch_arg {
+	struct keystore *ks;
+	size_t i;
 };
 
 struct keystore *
@@ -63,6 +97,8 @@ keystore_new(void)
 	if ((ks = calloc(1, sizeof(*ks))) == NULL)
 		return NULL;
 	pthread_mutex_init(&ks->mu, NULL);
+	pthread_mutex_init(&ks->wmu, NULL);
+	pthread_cond_init(&ks->wcv, NULL);
 	return ks;
 }
 
@@ -73,13 +109,18 @@ keystore_free(struct keystore *ks)
 
 	if (ks == NULL)
 		return;
+	keystore_watch_stop(ks);
 	keystore_logout_all(ks);
-	for (i = 0; i < ks->ntokens; i++)
+	for (i = 0; i < ks->ntokens; i++) {
 		free(ks->tokens[i].value);
+		p11_pin_free(ks->tokens[i].held);
+	}
 	free(ks->keys);
 	for (i = 0; i < ks->nprovs; i++)
 		p11_provider_free(ks->provs[i]);
 	pthread_mutex_destroy(&ks->mu);
+	pthread_mutex_destroy(&ks->wmu);
+	pthread_cond_destroy(&ks->wcv);
 	free(ks);
 }
 
@@ -99,16 +140,50 @@ ks_read_pin(struct ks_token *t, struct p11_pin **pinp)
 	}
 }
 
-/* Logs token t in; called with ks->mu held. */
+/*
+ * Says what the token's PIN counter shows before a PIN from a source is
+ * tried: "1 try left" / few tries.  Returns the P11_PIN_* flags or < 0.
+ */
 static int
-ks_login_locked(struct ks_token *t, const struct p11_pin *given)
+ks_pin_warn(struct ks_token *t)
 {
-	struct p11_pin *pin = NULL;
-	int r = TS_ERR_INTERNAL;
+	int st = p11_token_pin_status(t->tok);
+
+	if (st < 0)
+		return st;
+	if (st & P11_PIN_LOCKED)
+		logit("token \"%.64s\": the user PIN is locked",
+		    p11_token_label(t->tok));
+	else if (st & P11_PIN_FINAL_TRY)
+		logit("token \"%.64s\": 1 try left before the PIN locks",
+		    p11_token_label(t->tok));
+	else if (st & P11_PIN_COUNT_LOW)
+		logit("token \"%.64s\": the token reports few PIN tries left "
+		      "(a wrong PIN was entered)",
+		    p11_token_label(t->tok));
+	return st;
+}
+
+/*
+ * Logs token t in; called with ks->mu held.  given: a PIN from UNLOCK (or
+ * the held env PIN); NULL reads the source.  A PIN the token refuses is
+ * never tried again (pin_rejected) until a client UNLOCKs.
+ */
+static int
+ks_login_locked(
+    struct keystore *ks, struct ks_token *t, const struct p11_pin *given)
+{
+	struct p11_pin *pin = NULL, *hold = NULL;
+	const struct p11_pin *use;
+	int r = TS_ERR_INTERNAL, st, flags;
 
 	if (!p11_token_login_required(t->tok)) {
 		t->logged_in_ms = loop_now_ms();
 		return 0;
+	}
+	if (given == NULL && t->pin_rejected) {
+		r = TS_ERR_AGENT_NEEDS_UNLOCK;
+		goto out;
 	}
 	if (given == NULL && (r = ks_read_pin(t, &pin)) != 0)
 		goto out;
@@ -116,15 +191,43 @@ ks_login_locked(struct ks_token *t, const struct p11_pin *given)
 		r = TS_ERR_P11_PIN_REQUIRED;
 		goto out;
 	}
+	use = given != NULL ? given : pin;
+	if ((st = ks_pin_warn(t)) < 0) {
+		r = st;
+		goto out;
+	}
 	/* An env PIN cannot be read again: keep it for always-auth keys. */
-	r = p11_token_login(t->tok, given != NULL ? given : pin,
-	    t->kind == KS_PIN_ENV || given != NULL ? P11_LOGIN_KEEP_PIN : 0);
+	flags = t->kind == KS_PIN_ENV || given != NULL ? P11_LOGIN_KEEP_PIN : 0;
+	if (ks->final_try)
+		flags |= P11_LOGIN_FINAL_TRY;
+	if (t->kind == KS_PIN_ENV && use != NULL &&
+	    (r = p11_pin_dup(use, &hold)) != 0)
+		goto out;
+	r = p11_token_login(t->tok, use, flags);
+	if (r != 0)
+		t->active = 0; /* the watcher does not try again by itself */
+	/* locked before we tried: the PIN itself was not refused */
+	if (r == TS_ERR_P11_PIN_INCORRECT ||
+	    (r == TS_ERR_P11_PIN_LOCKED && !(st & P11_PIN_LOCKED))) {
+		t->pin_rejected = 1;
+		t->active = 0;
+		p11_pin_free(t->held);
+		t->held = NULL;
+	}
 	if (r != 0)
 		goto out;
+	if (hold != NULL && use != t->held) {
+		p11_pin_free(t->held);
+		t->held = hold;
+		hold = NULL;
+	}
 	t->logged_in_ms = loop_now_ms();
 	t->needs_unlock = 0;
+	t->pin_rejected = 0;
+	t->active = 1;
 	r = 0;
 out:
+	p11_pin_free(hold);
 	p11_pin_free(pin);
 	return r;
 }
@@ -175,12 +278,16 @@ keystore_add_tokens(struct keystore *ks, struct p11_provider *prov,
 		memset(t, 0, sizeof(*t));
 		t->tok = tok;
 		t->kind = kind;
+		snprintf(
+		    t->serial, sizeof(t->serial), "%s", p11_token_serial(tok));
+		snprintf(
+		    t->label, sizeof(t->label), "%s", p11_token_label(tok));
 		if (value != NULL && (t->value = strdup(value)) == NULL) {
 			r = TS_ERR_ALLOC;
 			goto out;
 		}
 		pthread_mutex_lock(&ks->mu);
-		r = ks_login_locked(t, NULL);
+		r = ks_login_locked(ks, t, NULL);
 		pthread_mutex_unlock(&ks->mu);
 		if (r != 0) {
 			error_fr(
@@ -460,6 +567,18 @@ ks_key_set_confirm(struct ks_key *k, int on)
 	k->confirm = on;
 }
 
+unsigned
+ks_key_touch_timeout(const struct ks_key *k)
+{
+	return __atomic_load_n(&k->touch_ms, __ATOMIC_RELAXED);
+}
+
+void
+ks_key_set_touch_timeout(struct ks_key *k, unsigned ms)
+{
+	__atomic_store_n(&k->touch_ms, ms, __ATOMIC_RELAXED);
+}
+
 uint64_t
 ks_key_signatures(const struct ks_key *k)
 {
@@ -483,10 +602,16 @@ ks_ensure_login(struct keystore *ks, struct ks_key *k)
 		return 0;
 	pthread_mutex_lock(&ks->mu);
 	if (!p11_token_logged_in(t->tok)) {
-		if (t->kind != KS_PIN_FILE) {
+		if (t->kind != KS_PIN_FILE && t->held == NULL) {
 			t->needs_unlock = 1;
 			r = TS_ERR_AGENT_NEEDS_UNLOCK;
-		} else if ((r = ks_login_locked(t, NULL)) != 0) {
+		} else if ((r = ks_login_locked(ks, t, t->held)) != 0) {
+			if (r == TS_ERR_P11_TOKEN_REMOVED ||
+			    r == TS_ERR_P11_PIN_FINAL_TRY ||
+			    r == TS_ERR_P11_PIN_LOCKED) {
+				pthread_mutex_unlock(&ks->mu);
+				return r;
+			}
 			error_fr(r, "token \"%.64s\": login again",
 			    p11_token_label(t->tok));
 			t->needs_unlock = 1;
@@ -511,16 +636,124 @@ ks_aa_pin(struct keystore *ks, struct ks_key *k, struct p11_pin **pinp)
 	return p11_pin_from_file(t->value, pinp);
 }
 
+/* Errors after which the token is reopened and the operation retried once. */
+static int
+ks_recoverable(int r)
+{
+	return r == TS_ERR_P11_TOKEN_REMOVED || r == TS_ERR_P11_SESSION ||
+	    r == TS_ERR_P11_NOT_LOGGED_IN;
+}
+
+/*
+ * Reopens token t after a removal or lost sessions/login: fresh sessions,
+ * then a login from the PIN source (file re-read, held env PIN, PIN pad)
+ * or "needs unlock" when the PIN came from UNLOCK.  gen is the token's
+ * generation the caller saw: when another worker already reopened it, this
+ * is a no-op.  Returns 0, TS_ERR_P11_TOKEN_REMOVED (absent, or another
+ * card in the slot), TS_ERR_AGENT_NEEDS_UNLOCK or a login error.
+ */
+static int
+ks_reopen(struct keystore *ks, struct ks_token *t, unsigned gen)
+{
+	int r = TS_ERR_INTERNAL;
+
+	pthread_mutex_lock(&ks->mu);
+	if (p11_token_generation(t->tok) != gen && p11_token_present(t->tok) &&
+	    (!p11_token_login_required(t->tok) ||
+		p11_token_logged_in(t->tok))) {
+		r = 0; /* another worker got there first */
+		goto out;
+	}
+	t->logged_in_ms = 0;
+	if ((r = p11_token_reopen(t->tok)) != 0)
+		goto out;
+	if (strcmp(p11_token_serial(t->tok), t->serial) != 0 ||
+	    strcmp(p11_token_label(t->tok), t->label) != 0) {
+		/* another card in the reader: not the token we serve */
+		r = TS_ERR_P11_TOKEN_REMOVED;
+		goto out;
+	}
+	if (p11_token_login_required(t->tok)) {
+		if (t->kind != KS_PIN_FILE && t->kind != KS_PIN_NONE &&
+		    t->held == NULL) {
+			t->needs_unlock = 1;
+			r = TS_ERR_AGENT_NEEDS_UNLOCK;
+			goto out;
+		}
+		if (t->kind == KS_PIN_NONE && t->held == NULL &&
+		    !p11_token_protected_auth(t->tok)) {
+			t->needs_unlock = 1;
+			r = TS_ERR_AGENT_NEEDS_UNLOCK;
+			goto out;
+		}
+		if ((r = ks_login_locked(ks, t, t->held)) != 0) {
+			error_fr(r, "token \"%.64s\": login after reopening",
+			    t->label);
+			if (r == TS_ERR_P11_PIN_INCORRECT ||
+			    r == TS_ERR_P11_PIN_SOURCE ||
+			    r == TS_ERR_P11_PIN_REQUIRED) {
+				t->needs_unlock = 1;
+				r = TS_ERR_AGENT_NEEDS_UNLOCK;
+			}
+			goto out;
+		}
+	} else if ((r = p11_token_load_keys(t->tok)) != 0)
+		goto out;
+	else
+		t->logged_in_ms = loop_now_ms();
+	logit("token \"%.64s\" (serial %.16s): sessions reopened%s", t->label,
+	    t->serial,
+	    p11_token_login_required(t->tok) ? ", logged in again" : "");
+	r = 0;
+out:
+	pthread_mutex_unlock(&ks->mu);
+	return r;
+}
+
 static int
 ks_sign(struct keystore *ks, struct ks_key *k, int hash, const uint8_t *data,
     size_t len, int message, uint8_t **sigp, size_t *siglenp)
 {
+	struct ks_token *t = &ks->tokens[k->token];
 	struct p11_pin *pin = NULL;
-	int r = TS_ERR_INTERNAL, attempt;
+	int r = TS_ERR_INTERNAL, retried = 0;
+	uint64_t since;
+	unsigned gen, n;
 
 	*sigp = NULL;
 	*siglenp = 0;
-	for (attempt = 0; attempt < 2; attempt++) {
+	/*
+	 * A token whose presence check has not come back for
+	 * KS_TOKEN_DEADLINE_MS is unresponsive; so is one with token_cap
+	 * signatures in flight and none finished for that long: it takes no
+	 * more, so a hung module holds only part of the worker pool and
+	 * other tokens keep signing.
+	 */
+	since = atomic_load(&t->check_since_ms);
+	if (since != 0 && loop_now_ms() - since > KS_TOKEN_DEADLINE_MS)
+		return TS_ERR_P11_TOKEN_BUSY;
+	n = atomic_fetch_add(&t->inflight, 1);
+	if (n == 0)
+		atomic_store(&t->progress_ms, loop_now_ms());
+	else if (ks->token_cap > 0 && n >= ks->token_cap &&
+	    loop_now_ms() - atomic_load(&t->progress_ms) >
+		KS_TOKEN_DEADLINE_MS) {
+		atomic_fetch_sub(&t->inflight, 1);
+		return TS_ERR_P11_TOKEN_BUSY;
+	}
+	for (;;) {
+		gen = p11_token_generation(t->tok);
+		/* absent: a cheap C_GetSlotInfo sees a reinsertion */
+		if (!p11_token_present(t->tok) ||
+		    strcmp(p11_token_serial(t->tok), t->serial) != 0) {
+			if (p11_token_check(t->tok) != 1) {
+				r = TS_ERR_P11_TOKEN_REMOVED;
+				break;
+			}
+			if ((r = ks_reopen(ks, t, gen)) != 0)
+				break;
+			gen = p11_token_generation(t->tok);
+		}
 		if ((r = ks_ensure_login(ks, k)) != 0)
 			break;
 		if ((r = ks_aa_pin(ks, k, &pin)) != 0)
@@ -533,11 +766,20 @@ ks_sign(struct keystore *ks, struct ks_key *k, int hash, const uint8_t *data,
 			    len, pin, sigp, siglenp);
 		p11_pin_free(pin);
 		pin = NULL;
-		/* The PIN timeout may have logged out between check and sign. */
-		if (r != TS_ERR_P11_NOT_LOGGED_IN)
+		/*
+		 * Removed, sessions dropped, logged out (card reset, PIN
+		 * timeout between check and sign): reopen and retry once.
+		 */
+		if (r == 0 || !ks_recoverable(r) || retried)
+			break;
+		retried = 1;
+		debug_fr(r, "token \"%.64s\": reopening", t->label);
+		if ((r = ks_reopen(ks, t, gen)) != 0)
 			break;
 	}
 	p11_pin_free(pin);
+	atomic_store(&t->progress_ms, loop_now_ms());
+	atomic_fetch_sub(&t->inflight, 1);
 	if (r == 0)
 		atomic_fetch_add_explicit(&k->sigs, 1, memory_order_relaxed);
 	else
@@ -583,6 +825,9 @@ keystore_expire(struct keystore *ks)
 		if (p11_token_login_required(t->tok))
 			(void)p11_token_logout(t->tok);
 		t->logged_in_ms = 0;
+		t->active = 0;
+		p11_pin_free(t->held);
+		t->held = NULL;
 		if (t->kind != KS_PIN_FILE)
 			t->needs_unlock = 1;
 		logit("token \"%.64s\": PIN timeout, logged out",
@@ -602,6 +847,7 @@ keystore_logout_all(struct keystore *ks)
 		    p11_token_login_required(ks->tokens[i].tok))
 			(void)p11_token_logout(ks->tokens[i].tok);
 		ks->tokens[i].logged_in_ms = 0;
+		ks->tokens[i].active = 0;
 	}
 	pthread_mutex_unlock(&ks->mu);
 }
@@ -630,11 +876,273 @@ keystore_unlock_with(struct keystore *ks, const void *pin, size_t len)
 	for (i = 0; i < ks->ntokens && r == 0; i++) {
 		if (!ks->tokens[i].needs_unlock)
 			continue;
-		if ((r = ks_login_locked(&ks->tokens[i], p)) == 0)
+		ks->tokens[i].pin_rejected = 0; /* a new PIN from the user */
+		if ((r = ks_login_locked(ks, &ks->tokens[i], p)) == 0)
 			logit("token \"%.64s\": unlocked by client",
 			    p11_token_label(ks->tokens[i].tok));
 	}
 	pthread_mutex_unlock(&ks->mu);
 	p11_pin_free(p);
 	return r;
+}
+
+void
+keystore_set_final_try(struct keystore *ks, int allow)
+{
+	pthread_mutex_lock(&ks->mu);
+	ks->final_try = allow;
+	pthread_mutex_unlock(&ks->mu);
+}
+
+int
+keystore_explain(const struct keystore *ks, const struct ks_key *k, int r,
+    char *why, size_t whylen)
+{
+	const struct ks_token *t = &ks->tokens[k->token];
+
+	switch (r) {
+	case TS_ERR_P11_TOKEN_REMOVED:
+		snprintf(why, whylen,
+		    "token %.32s (serial %.16s) is not present \xe2\x80\x94 "
+		    "insert it",
+		    t->label, t->serial);
+		return 1;
+	case TS_ERR_P11_PIN_FINAL_TRY:
+		snprintf(why, whylen,
+		    "token %.32s: 1 try left; not spending it from the PIN "
+		    "source (config pin_final_try allow, or UNLOCK)",
+		    t->label);
+		return 1;
+	case TS_ERR_P11_TOKEN_BUSY:
+		snprintf(why, whylen,
+		    "token %.32s (serial %.16s) is not responding; other "
+		    "tokens are unaffected",
+		    t->label, t->serial);
+		return 1;
+	case TS_ERR_P11_PIN_LOCKED:
+		snprintf(why, whylen, "token %.32s: the user PIN is locked",
+		    t->label);
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * One token's presence watcher: a C_GetSlotInfo (+ C_GetTokenInfo) every
+ * watch_ms.  A removal is logged (the token and its keys show absent in
+ * STATUS and LIST_KEYS); a reinsertion reopens sessions and logs in again
+ * from the PIN source at once, so the next signature does not pay for it.
+ * A module that hangs blocks only this token's thread.
+ */
+static void *
+ks_watch_main(void *arg)
+{
+	struct ks_watch_arg *wa = arg;
+	struct keystore *ks = wa->ks;
+	struct ks_token *t = &ks->tokens[wa->i];
+	struct timespec ts;
+	unsigned gen, ms;
+	int was, now, r, want;
+
+	free(wa);
+	was = p11_token_present(t->tok);
+	pthread_mutex_lock(&ks->wmu);
+	while (!ks->wstop) {
+		/*
+		 * A reader event asks for quick re-checks (100 ms apart) for
+		 * a module that sees the card a little after pcscd does.
+		 */
+		ms = t->burst > 0 ? 100 : ks->watch_ms;
+		if (ms == 0)
+			pthread_cond_wait(&ks->wcv, &ks->wmu);
+		else {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+			ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			(void)pthread_cond_timedwait(&ks->wcv, &ks->wmu, &ts);
+		}
+		if (ks->wstop)
+			break;
+		if (t->burst > 0)
+			t->burst--;
+		else if (ks->watch_ms == 0)
+			continue; /* woken for another token */
+		pthread_mutex_unlock(&ks->wmu);
+		gen = p11_token_generation(t->tok);
+		atomic_store(&t->check_since_ms, loop_now_ms());
+		r = p11_token_check(t->tok);
+		atomic_store(&t->check_since_ms, 0);
+		now =
+		    r == 1 && strcmp(p11_token_serial(t->tok), t->serial) == 0;
+		if (was && !now)
+			logit("token \"%.64s\" (serial %.16s) removed",
+			    t->label, t->serial);
+		if (!was && now)
+			logit("token \"%.64s\" (serial %.16s) inserted",
+			    t->label, t->serial);
+		/*
+		 * Back (maybe seen first by a signer), or logged out under
+		 * us while we meant to be logged in: reopen and log in now.
+		 * Not after the PIN timeout or a refused PIN (!active).
+		 */
+		pthread_mutex_lock(&ks->mu);
+		want = t->active && !t->needs_unlock;
+		pthread_mutex_unlock(&ks->mu);
+		if (now &&
+		    (!was ||
+			(want && p11_token_login_required(t->tok) &&
+			    !p11_token_logged_in(t->tok))) &&
+		    (r = ks_reopen(ks, t, gen)) != 0)
+			error_fr(r, "token \"%.64s\": reopen", t->label);
+		was = now;
+		pthread_mutex_lock(&ks->wmu);
+	}
+	pthread_mutex_unlock(&ks->wmu);
+	return NULL;
+}
+
+/* Gives the tokens in slot of prov a burst of checks; wmu held. */
+static void
+ks_poke_slot_locked(
+    struct keystore *ks, const struct p11_provider *prov, uint64_t slot)
+{
+	size_t i;
+
+	for (i = 0; i < ks->ntokens; i++)
+		if (p11_token_provider(ks->tokens[i].tok) == prov &&
+		    p11_token_slot_id(ks->tokens[i].tok) == slot)
+			ks->tokens[i].burst = 10;
+	pthread_cond_broadcast(&ks->wcv);
+}
+
+/*
+ * Slot events of one module (C_WaitForSlotEvent, non-blocking every 50 ms
+ * so that stopping needs no C_Finalize): each event gives that slot's token
+ * a burst of presence checks.  Ends quietly when the module has no slot
+ * events; the periodic check then does the work.
+ */
+static void *
+ks_slotev_main(void *arg)
+{
+	struct ks_watch_arg *wa = arg;
+	struct keystore *ks = wa->ks;
+	struct p11_provider *prov = ks->provs[wa->i];
+	struct timespec ts;
+	uint64_t slot;
+	int r;
+
+	free(wa);
+	pthread_mutex_lock(&ks->wmu);
+	while (!ks->wstop) {
+		pthread_mutex_unlock(&ks->wmu);
+		while ((r = p11_provider_slot_event(prov, &slot)) == 1) {
+			debug_f(
+			    "slot event: slot %llu", (unsigned long long)slot);
+			pthread_mutex_lock(&ks->wmu);
+			ks_poke_slot_locked(ks, prov, slot);
+			pthread_mutex_unlock(&ks->wmu);
+		}
+		pthread_mutex_lock(&ks->wmu);
+		if (r < 0) {
+			debug_f("no slot events (%s): polling", ts_err(r));
+			break;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		(void)pthread_cond_timedwait(&ks->wcv, &ks->wmu, &ts);
+	}
+	pthread_mutex_unlock(&ks->wmu);
+	return NULL;
+}
+
+int
+keystore_watch_start(struct keystore *ks, unsigned interval_ms)
+{
+	struct ks_watch_arg *wa;
+	size_t i, j;
+	int r = 0;
+
+	if (ks->nwthreads > 0)
+		return 0;
+	ks->watch_ms = interval_ms;
+	ks->wstop = 0;
+	for (i = 0; i < ks->ntokens; i++) {
+		if ((wa = malloc(sizeof(*wa))) == NULL)
+			return TS_ERR_ALLOC;
+		wa->ks = ks;
+		wa->i = i;
+		if ((r = pthread_create(&ks->wthreads[ks->nwthreads], NULL,
+			 ks_watch_main, wa)) != 0) {
+			free(wa);
+			error_f("presence watcher: pthread_create: %s",
+			    strerror(r));
+			return TS_ERR_SYSTEM;
+		}
+		ks->nwthreads++;
+	}
+	for (i = 0; i < ks->nprovs; i++) {
+		for (j = 0; j < i && ks->provs[j] != ks->provs[i]; j++)
+			;
+		if (j < i)
+			continue; /* the same module opened twice */
+		if ((wa = malloc(sizeof(*wa))) == NULL)
+			return TS_ERR_ALLOC;
+		wa->ks = ks;
+		wa->i = i;
+		if ((r = pthread_create(&ks->wthreads[ks->nwthreads], NULL,
+			 ks_slotev_main, wa)) != 0) {
+			free(wa);
+			error_f("slot events: pthread_create: %s", strerror(r));
+			return TS_ERR_SYSTEM;
+		}
+		ks->nwthreads++;
+	}
+	return 0;
+}
+
+void
+keystore_watch_stop(struct keystore *ks)
+{
+	size_t i;
+
+	pthread_mutex_lock(&ks->wmu);
+	ks->wstop = 1;
+	pthread_cond_broadcast(&ks->wcv);
+	pthread_mutex_unlock(&ks->wmu);
+	for (i = 0; i < ks->nwthreads; i++)
+		pthread_join(ks->wthreads[i], NULL);
+	ks->nwthreads = 0;
+}
+
+void
+keystore_set_token_cap(struct keystore *ks, unsigned cap)
+{
+	ks->token_cap = cap;
+}
+
+void
+keystore_reader_event(void *arg, const char *reader, int present)
+{
+	struct keystore *ks = arg;
+	const char *desc;
+	size_t i, dl;
+
+	pthread_mutex_lock(&ks->wmu);
+	for (i = 0; i < ks->ntokens; i++) {
+		desc = p11_token_slot_description(ks->tokens[i].tok);
+		dl = strlen(desc);
+		/* a 64-byte slot description may be a cut reader name */
+		if (dl == 0 || strncmp(reader, desc, dl) != 0 ||
+		    (reader[dl] != '\0' && dl < 64))
+			continue;
+		debug_f("reader \"%.100s\" (card %s): checking token %.64s",
+		    reader, present ? "in" : "out", ks->tokens[i].label);
+		ks->tokens[i].burst = 10;
+	}
+	pthread_cond_broadcast(&ks->wcv);
+	pthread_mutex_unlock(&ks->wmu);
 }

@@ -85,6 +85,13 @@ void ks_key_set_confirm(struct ks_key *k, int on);
 /* Per-key ssh switch (enum sshproto_key_policy; 0 = default). */
 int ks_key_ssh(const struct ks_key *k);
 void ks_key_set_ssh(struct ks_key *k, int mode);
+/*
+ * Per-key touch timeout in ms (config touch_timeout; 0: none): the client
+ * of a signature still waiting after it is answered "touch timed out"
+ * (TS_ERR_P11_TOUCH_TIMEOUT, dispatch.c through worker_deadline_arm).
+ */
+void ks_key_set_touch_timeout(struct ks_key *k, unsigned ms);
+unsigned ks_key_touch_timeout(const struct ks_key *k);
 /* Per-key counters (relaxed atomics). */
 uint64_t ks_key_signatures(const struct ks_key *k);
 uint64_t ks_key_errors(const struct ks_key *k);
@@ -117,4 +124,37 @@ int keystore_needs_unlock(const struct keystore *ks);
 int keystore_unlock_with(struct keystore *ks, const void *pin, size_t len)
     __attribute__((warn_unused_result));
 
+/*
+ * Config "pin_final_try allow": spend a token's last PIN try from a file
+ * or env source (default: refuse, TS_ERR_P11_PIN_FINAL_TRY).
+ */
+void keystore_set_final_try(struct keystore *ks, int allow);
+/*
+ * Writes the user-facing text for a sign error r of key k into why
+ * ("token L (serial S) is not present - insert it", "1 try left", ...).
+ * Returns 1 when it wrote one (the text replaces the generic message),
+ * else 0.
+ */
+int keystore_explain(const struct keystore *ks, const struct ks_key *k, int r,
+    char *why, size_t whylen);
+/*
+ * Starts one presence watcher thread per token, checking it every
+ * interval_ms (0: only after reader events).  keystore_free() stops them; keystore_watch_stop()
+ * does it earlier.  Returns 0, TS_ERR_ALLOC or TS_ERR_SYSTEM.
+ */
+int keystore_watch_start(struct keystore *ks, unsigned interval_ms)
+    __attribute__((warn_unused_result));
+void keystore_watch_stop(struct keystore *ks);
+/*
+ * readers_cb for agent/readers.c (arg: the keystore): a card went in or out
+ * of reader; the tokens whose slot description names that reader are
+ * checked at once and then every 100 ms for a second.
+ */
+void keystore_reader_event(void *arg, const char *reader, int present);
+/*
+ * At most cap signatures in flight per token (0: no cap); more fail at
+ * once with TS_ERR_P11_TOKEN_BUSY.  Set it below the worker count so a
+ * hung token never holds every worker.  Call before serving.
+ */
+void keystore_set_token_cap(struct keystore *ks, unsigned cap);
 #endif /* TS_AGENT_KEYSTORE_H */

@@ -31,6 +31,7 @@
 #include "agent/sshproto.h"
 #include "agent/policy.h"
 #include "agent/policyrules.h"
+#include "agent/readers.h"
 #include "agent/tls.h"
 #include "agent/worker.h"
 #include "common/err.h"
@@ -50,6 +51,7 @@ struct agent {
 	struct agent_config cfg;
 	struct loop *loop;
 	struct keystore *ks;
+	struct readers *readers; /* issue 6: PC/SC card events */
 	struct audit *audit;
 	struct dispatch_ctx *ctx;
 	struct worker_pool *pool;
@@ -173,7 +175,15 @@ apply_runtime(
 			    ts_err(r));
 			return TS_ERR_CONFIG;
 		}
+	for (i = 0; i < c->ntouch; i++)
+		if ((r = keystore_lookup(
+			 a->ks, c->touch[i], strlen(c->touch[i]), &k)) != 0) {
+			snprintf(why, wl, "touch_timeout \"%.100s\": %s",
+			    c->touch[i], ts_err(r));
+			return TS_ERR_CONFIG;
+		}
 	for (i = 0; i < keystore_count(a->ks); i++) {
+		ks_key_set_touch_timeout(keystore_get(a->ks, i), 0);
 		ks_key_set_confirm(keystore_get(a->ks, i), 0);
 		ks_key_set_ssh(keystore_get(a->ks, i), SSHPROTO_KEY_DEFAULT);
 	}
@@ -185,6 +195,11 @@ apply_runtime(
 		if (keystore_lookup(
 			a->ks, c->confirm[i], strlen(c->confirm[i]), &k) == 0)
 			ks_key_set_confirm(k, 1);
+	for (i = 0; i < c->ntouch; i++)
+		if (keystore_lookup(
+			a->ks, c->touch[i], strlen(c->touch[i]), &k) == 0)
+			ks_key_set_touch_timeout(
+			    k, (unsigned)c->touch_s[i] * 1000);
 	pol = build_policy(c);
 	policy_set_rules(pol, a->rules);
 	dispatch_set_policy(a->ctx, pol);
@@ -328,6 +343,9 @@ scrub_env(const char *name)
 	unsetenv(name);
 }
 
+/* Default token presence check interval (config presence_poll_ms). */
+#define AGENT_PRESENCE_MS 250
+
 /* Loads modules, logs in, builds the key table. */
 static int
 open_tokens(struct agent *a)
@@ -341,6 +359,7 @@ open_tokens(struct agent *a)
 
 	if ((a->ks = keystore_new()) == NULL)
 		return TS_ERR_ALLOC;
+	keystore_set_final_try(a->ks, c->pin_final_try == 1);
 	for (i = 0; i < c->nmodules; i++) {
 		if ((r = p11_provider_open(
 			 c->modules[i], c->module_allow, &prov)) != 0) {
@@ -675,6 +694,14 @@ main(int argc, char **argv)
 
 	if ((r = open_tokens(&a)) != 0)
 		goto out;
+	if ((r = keystore_watch_start(a.ks,
+		 a.cfg.presence_ms >= 0 ? (unsigned)a.cfg.presence_ms
+					: AGENT_PRESENCE_MS)) != 0)
+		goto out;
+	/* PC/SC readers (smart cards, YubiKeys): card events wake checks */
+	if (a.cfg.pcsc_watch != 0 &&
+	    (r = readers_start(keystore_reader_event, a.ks, &a.readers)) != 0)
+		goto out;
 	if (a.cfg.audit != NULL && (r = audit_open(a.cfg.audit, &a.audit)) != 0)
 		goto out;
 	pol = build_policy(&a.cfg);
@@ -689,6 +716,10 @@ main(int argc, char **argv)
 		error("%s", why);
 		goto out;
 	}
+	/* a hung token may hold all workers but one */
+	keystore_set_token_cap(a.ks,
+	    (a.cfg.workers > 0 ? (unsigned)a.cfg.workers : WORKERS_DEFAULT) -
+		1);
 	if ((r = workers_new(
 		 a.cfg.workers > 0 ? (unsigned)a.cfg.workers : WORKERS_DEFAULT,
 		 a.ctx, &a.pool)) != 0)
@@ -768,6 +799,7 @@ out:
 	dispatch_ctx_free(a.ctx);
 	tls_server_free(a.tls);
 	policyrules_free(a.rules); /* after the last policy using it */
+	readers_stop(a.readers); /* before the keystore it reports to */
 	keystore_free(a.ks); /* logs out */
 	audit_close(a.audit);
 	loop_free(a.loop);

@@ -37,6 +37,7 @@ struct job {
 	ssize_t (*write)(void *io, int fd, const void *buf, size_t len);
 	int fd;
 	size_t sent;
+	int answered; /* a deadline sent FAILURE: the reply is dropped */
 	struct job *next;
 };
 
@@ -58,4 +59,22 @@ struct job *workers_take_done(struct worker_pool *pool);
 /* Returns the number of jobs queued or running. */
 unsigned workers_pending(struct worker_pool *pool);
 
+/*
+ * Issue 6, called from inside a request a worker is dispatching: unless
+ * worker_progress_disarm() comes first, a PROGRESS frame (kind, text) is
+ * written to the client delay_ms from now, before the reply (plain
+ * connections only: a TLS session is not written from two threads).  The
+ * worker disarms by itself when the request ends.
+ */
+void worker_progress_arm(unsigned delay_ms, uint32_t kind, const char *text);
+void worker_progress_disarm(void);
+/*
+ * Issue 6 deadline (touch timeout): unless disarmed first, FAILURE (code,
+ * text) is written to the client ms from now and the request's own reply,
+ * when it comes, is dropped.  ms 0: none.  Plain connections only.
+ */
+void worker_deadline_arm(unsigned ms, int code, const char *text);
+void worker_deadline_disarm(void);
+/* Returns 1 when the current request was answered by its deadline. */
+int worker_answered(void);
 #endif /* TS_AGENT_WORKER_H */

@@ -142,7 +142,31 @@ read_frame(struct agent_conn *c, struct wbuf **replyp)
 }
 
 /*
- * Sends type+body, reads the reply (skipping PROGRESS), turns FAILURE
+ * A PROGRESS notice ("Touch your ts-main to sign ..."): shown on stderr
+ * when it is a terminal, control bytes made '?'; otherwise skipped.
+ */
+static void
+progress_print(struct wbuf *rep)
+{
+	uint32_t kind;
+	char *msg = NULL;
+	size_t mlen, i;
+
+	if (!isatty(STDERR_FILENO) || wbuf_get_u32(rep, &kind) != 0 ||
+	    wbuf_get_cstring(rep, &msg, &mlen) != 0)
+		goto out;
+	if (mlen > TS_PROTO_MAX_MESSAGE)
+		mlen = TS_PROTO_MAX_MESSAGE;
+	for (i = 0; i < mlen; i++)
+		if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
+			msg[i] = '?';
+	fprintf(stderr, "%.*s\n", (int)mlen, msg);
+out:
+	free(msg);
+}
+
+/*
+ * Sends type+body, reads the reply (printing PROGRESS), turns FAILURE
  * into its code.  On success *replyp is positioned after the type byte,
  * which must equal want.
  */
@@ -182,6 +206,7 @@ rpc_once(struct agent_conn *c, uint8_t type, const struct wbuf *body,
 			goto out;
 		if (t != TS_MSG_PROGRESS)
 			break;
+		progress_print(rep);
 	}
 	if (t == TS_MSG_FAILURE) {
 		if ((r = wbuf_get_u32(rep, &code)) != 0 ||

@@ -52,6 +52,8 @@
 
 /* Notices (reserved: issue 6 sends PROGRESS "touch your token"). */
 #define TS_MSG_PROGRESS 140
+/* PROGRESS kinds (u32 after the type byte, then a string message). */
+#define TS_PROGRESS_TOUCH 1 /* the token is waiting: touch / PIN pad */
 
 /* SIGN_DIGEST / batch hash algorithms (same numbers as enum p11_hash). */
 #define TS_HASH_SHA256 1

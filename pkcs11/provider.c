@@ -426,7 +426,7 @@ p11_provider_find_key(
 {
 	struct p11_token *tok;
 	struct p11_key *key;
-	size_t i, j, n, nk, found = 0, absent = 0;
+	size_t i, j, n, nk, found = 0, absent = 0, empty = 0;
 
 	*keyp = NULL;
 	if (!p11_provider_match_uri(prov, uri))
@@ -434,6 +434,9 @@ p11_provider_find_key(
 	n = p11_provider_token_count(prov);
 	for (i = 0; i < n; i++) {
 		tok = p11_provider_token(prov, i);
+		/* an empty slot (reader without its card) may hold it */
+		if (!p11_token_present(tok) && *p11_token_label(tok) == '\0')
+			empty++;
 		if (!p11_token_match_uri(tok, uri))
 			continue;
 		/* a token we knew by this name was pulled out */
@@ -457,6 +460,17 @@ p11_provider_find_key(
 				    "also matches %.200s", p11_key_uri(key));
 		}
 	}
+	/*
+	 * Nothing found, and the URI names a token (token= or serial=) that
+	 * no present token is while a slot stands empty: it is most likely
+	 * out of its reader, and "insert it" helps more than "key not found".
+	 */
+	if (found == 0 && absent == 0 && empty > 0 &&
+	    (!p11_uri_match_text(uri, P11_URI_TOKEN, "", 0) ||
+		!p11_uri_match_text(uri, P11_URI_SERIAL, "", 0)) &&
+	    p11_provider_find_token(prov, uri, &tok) ==
+		TS_ERR_P11_TOKEN_NOT_FOUND)
+		absent = 1;
 	if (found == 0)
 		return absent > 0 ? TS_ERR_P11_TOKEN_REMOVED
 				  : TS_ERR_P11_KEY_NOT_FOUND;
@@ -465,4 +479,23 @@ p11_provider_find_key(
 		return TS_ERR_P11_KEY_AMBIGUOUS;
 	}
 	return 0;
+}
+
+int
+p11_provider_slot_event(struct p11_provider *prov, uint64_t *slotp)
+{
+	CK_SLOT_ID slot = 0;
+	CK_RV rv;
+
+	*slotp = 0;
+	rv = prov->f->C_WaitForSlotEvent(CKF_DONT_BLOCK, &slot, NULL);
+	if (rv == CKR_NO_EVENT)
+		return 0;
+	if (rv == CKR_OK) {
+		*slotp = (uint64_t)slot;
+		return 1;
+	}
+	if (rv == CKR_FUNCTION_NOT_SUPPORTED)
+		return TS_ERR_UNSUPPORTED;
+	return p11_rv_to_err(rv);
 }

@@ -92,8 +92,9 @@ int p11_provider_find_token(struct p11_provider *prov,
  * key lists if needed).  Returns 0 and *keyp (borrowed),
  * TS_ERR_P11_KEY_NOT_FOUND, TS_ERR_P11_KEY_AMBIGUOUS (two or more keys
  * match: never a silent pick), TS_ERR_P11_TOKEN_REMOVED (nothing found and
- * a token matching uri that was seen before is now absent) or a
- * TS_ERR_P11_* error.
+ * a token matching uri that was seen before is now absent, or uri names a
+ * token by label or serial that no present token is while a slot is
+ * empty) or a TS_ERR_P11_* error.
  */
 int p11_provider_find_key(struct p11_provider *prov, const struct p11_uri *uri,
     struct p11_key **keyp) __attribute__((warn_unused_result));
@@ -104,5 +105,13 @@ int p11_provider_find_key(struct p11_provider *prov, const struct p11_uri *uri,
  */
 int p11_provider_match_uri(
     const struct p11_provider *prov, const struct p11_uri *uri);
+
+/*
+ * Asks the module for a slot event without blocking (C_WaitForSlotEvent
+ * with CKF_DONT_BLOCK).  Returns 1 and *slotp (a token was inserted or
+ * removed there), 0 (no event), TS_ERR_UNSUPPORTED (the module has no slot
+ * events: poll C_GetSlotInfo instead) or another TS_ERR_P11_* code.
+ */
+int p11_provider_slot_event(struct p11_provider *prov, uint64_t *slotp);
 
 #endif /* TS_PKCS11_PROVIDER_H */

@@ -87,8 +87,8 @@ p11_token_mark_removed(struct p11_token *tok)
 	size_t i, n;
 
 	pthread_mutex_lock(&tok->lock);
-	tok->present = 0;
-	tok->logged_in = 0;
+	__atomic_store_n(&tok->present, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&tok->logged_in, 0, __ATOMIC_RELAXED);
 	anchor = tok->anchor;
 	tok->anchor = CK_INVALID_HANDLE;
 	tok->generation++;
@@ -162,6 +162,7 @@ p11_token_refresh(struct p11_token *tok)
 	CK_SLOT_INFO si;
 	CK_TOKEN_INFO ti;
 	char label[33], serial[17], manuf[33], model[17], *uri = NULL;
+	char sdesc[sizeof(tok->slot_desc)], smanuf[sizeof(tok->slot_manuf)];
 	CK_RV rv;
 	int r;
 
@@ -169,11 +170,16 @@ p11_token_refresh(struct p11_token *tok)
 		p11_token_mark_removed(tok);
 		return p11_token_rv(tok, rv, "C_GetSlotInfo");
 	}
+	/* the borrowed strings are read without the lock: write on change */
+	p11_ck_strcpy(sdesc, sizeof(sdesc), si.slotDescription,
+	    sizeof(si.slotDescription));
+	p11_ck_strcpy(smanuf, sizeof(smanuf), si.manufacturerID,
+	    sizeof(si.manufacturerID));
 	pthread_mutex_lock(&tok->lock);
-	p11_ck_strcpy(tok->slot_desc, sizeof(tok->slot_desc),
-	    si.slotDescription, sizeof(si.slotDescription));
-	p11_ck_strcpy(tok->slot_manuf, sizeof(tok->slot_manuf),
-	    si.manufacturerID, sizeof(si.manufacturerID));
+	if (strcmp(sdesc, tok->slot_desc) != 0)
+		memcpy(tok->slot_desc, sdesc, sizeof(sdesc));
+	if (strcmp(smanuf, tok->slot_manuf) != 0)
+		memcpy(tok->slot_manuf, smanuf, sizeof(smanuf));
 	pthread_mutex_unlock(&tok->lock);
 	if ((si.flags & CKF_TOKEN_PRESENT) == 0) {
 		p11_token_mark_removed(tok);
@@ -190,17 +196,21 @@ p11_token_refresh(struct p11_token *tok)
 	    manuf, sizeof(manuf), ti.manufacturerID, sizeof(ti.manufacturerID));
 	p11_ck_strcpy(model, sizeof(model), ti.model, sizeof(ti.model));
 	/* another token in the same slot: forget everything about the old */
-	if (tok->present &&
+	if (p11_token_present(tok) &&
 	    (strcmp(label, tok->label) != 0 ||
 		strcmp(serial, tok->serial) != 0))
 		p11_token_mark_removed(tok);
 	pthread_mutex_lock(&tok->lock);
-	memcpy(tok->label, label, sizeof(label));
-	memcpy(tok->serial, serial, sizeof(serial));
-	memcpy(tok->manufacturer, manuf, sizeof(manuf));
-	memcpy(tok->model, model, sizeof(model));
-	tok->token_flags = ti.flags;
-	tok->present = 1;
+	if (strcmp(tok->label, label) != 0)
+		memcpy(tok->label, label, sizeof(label));
+	if (strcmp(tok->serial, serial) != 0)
+		memcpy(tok->serial, serial, sizeof(serial));
+	if (strcmp(tok->manufacturer, manuf) != 0)
+		memcpy(tok->manufacturer, manuf, sizeof(manuf));
+	if (strcmp(tok->model, model) != 0)
+		memcpy(tok->model, model, sizeof(model));
+	__atomic_store_n(&tok->token_flags, ti.flags, __ATOMIC_RELAXED);
+	__atomic_store_n(&tok->present, 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&tok->lock);
 	if ((r = token_make_uri(tok, &uri)) != 0)
 		return r;
@@ -292,13 +302,14 @@ p11_token_slot_manufacturer(const struct p11_token *tok)
 int
 p11_token_present(const struct p11_token *tok)
 {
-	return tok->present;
+	return __atomic_load_n(&tok->present, __ATOMIC_RELAXED);
 }
 
 int
 p11_token_initialized(const struct p11_token *tok)
 {
-	return (tok->token_flags & CKF_TOKEN_INITIALIZED) != 0;
+	return (__atomic_load_n(&tok->token_flags, __ATOMIC_RELAXED) &
+		   CKF_TOKEN_INITIALIZED) != 0;
 }
 
 const char *
@@ -328,13 +339,15 @@ p11_token_model(const struct p11_token *tok)
 int
 p11_token_login_required(const struct p11_token *tok)
 {
-	return (tok->token_flags & CKF_LOGIN_REQUIRED) != 0;
+	return (__atomic_load_n(&tok->token_flags, __ATOMIC_RELAXED) &
+		   CKF_LOGIN_REQUIRED) != 0;
 }
 
 int
 p11_token_protected_auth(const struct p11_token *tok)
 {
-	return (tok->token_flags & CKF_PROTECTED_AUTHENTICATION_PATH) != 0;
+	return (__atomic_load_n(&tok->token_flags, __ATOMIC_RELAXED) &
+		   CKF_PROTECTED_AUTHENTICATION_PATH) != 0;
 }
 
 const char *
@@ -390,7 +403,7 @@ token_flags_update(struct p11_token *tok)
 	if ((rv = tok->prov->f->C_GetTokenInfo(tok->slot, &ti)) != CKR_OK)
 		return p11_token_rv(tok, rv, "C_GetTokenInfo");
 	pthread_mutex_lock(&tok->lock);
-	tok->token_flags = ti.flags;
+	__atomic_store_n(&tok->token_flags, ti.flags, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&tok->lock);
 	return pin_flags(ti.flags);
 }
@@ -498,7 +511,7 @@ p11_token_key(struct p11_token *tok, size_t i)
 int
 p11_token_logged_in(const struct p11_token *tok)
 {
-	return tok->logged_in;
+	return __atomic_load_n(&tok->logged_in, __ATOMIC_RELAXED);
 }
 
 int
@@ -531,7 +544,9 @@ p11_token_login(struct p11_token *tok, const struct p11_pin *pin, int flags)
 		r = st;
 		goto out;
 	}
-	if ((tok->token_flags & CKF_LOGIN_REQUIRED) == 0 && pin == NULL) {
+	if ((__atomic_load_n(&tok->token_flags, __ATOMIC_RELAXED) &
+		CKF_LOGIN_REQUIRED) == 0 &&
+	    pin == NULL) {
 		r = 0;
 		goto done;
 	}
@@ -587,7 +602,7 @@ done:
 	    (r = p11_pin_dup(pin, &keep)) != 0)
 		goto out;
 	pthread_mutex_lock(&tok->lock);
-	tok->logged_in = 1;
+	__atomic_store_n(&tok->logged_in, 1, __ATOMIC_RELAXED);
 	if (keep != NULL) {
 		p11_pin_free(tok->kept_pin);
 		tok->kept_pin = keep;
@@ -632,7 +647,7 @@ p11_token_logout(struct p11_token *tok)
 		r = p11_token_rv(tok, rv, "C_Logout");
 	}
 	pthread_mutex_lock(&tok->lock);
-	tok->logged_in = 0;
+	__atomic_store_n(&tok->logged_in, 0, __ATOMIC_RELAXED);
 	anchor = tok->anchor;
 	tok->anchor = CK_INVALID_HANDLE;
 	p11_pin_free(tok->kept_pin);
@@ -644,4 +659,42 @@ p11_token_logout(struct p11_token *tok)
 		tok->prov->f->C_CloseSession(anchor);
 	pthread_mutex_unlock(&tok->op_lock);
 	return r;
+}
+
+int
+p11_token_reopen(struct p11_token *tok)
+{
+	int r;
+
+	pthread_mutex_lock(&tok->op_lock);
+	p11_token_mark_removed(tok);
+	r = p11_token_refresh(tok);
+	if (r == 0 && !p11_token_present(tok))
+		r = TS_ERR_P11_TOKEN_REMOVED;
+	pthread_mutex_unlock(&tok->op_lock);
+	return r;
+}
+
+int
+p11_token_check(struct p11_token *tok)
+{
+	int r;
+
+	pthread_mutex_lock(&tok->op_lock);
+	r = p11_token_refresh(tok);
+	pthread_mutex_unlock(&tok->op_lock);
+	if (r == TS_ERR_P11_TOKEN_REMOVED)
+		return 0;
+	return r < 0 ? r : p11_token_present(tok);
+}
+
+unsigned
+p11_token_generation(struct p11_token *tok)
+{
+	unsigned g;
+
+	pthread_mutex_lock(&tok->lock);
+	g = tok->generation;
+	pthread_mutex_unlock(&tok->lock);
+	return g;
 }

@@ -97,6 +97,26 @@ int p11_token_logged_in(const struct p11_token *tok);
  */
 int p11_token_load_keys(struct p11_token *tok)
     __attribute__((warn_unused_result));
+/*
+ * Forgets every session and the login (as after a removal), then re-reads
+ * slot and token info: recovery after CKR_SESSION_HANDLE_INVALID,
+ * CKR_USER_NOT_LOGGED_IN, a removal and a reinsertion.  The caller logs in
+ * again (p11_token_login loads the keys) or calls p11_token_load_keys().
+ * Returns 0 when the token is present, TS_ERR_P11_TOKEN_REMOVED when not,
+ * or another TS_ERR_P11_* code.
+ */
+int p11_token_reopen(struct p11_token *tok) __attribute__((warn_unused_result));
+/*
+ * Re-reads slot and token info only (a presence check: C_GetSlotInfo and
+ * C_GetTokenInfo); a token found gone is marked removed.  Returns 1 when
+ * present, 0 when not, or a negative TS_ERR_P11_* code.
+ */
+int p11_token_check(struct p11_token *tok);
+/*
+ * Returns a counter bumped each time the token's sessions are forgotten
+ * (removal, reopen): lets a caller see that someone else recovered it.
+ */
+unsigned p11_token_generation(struct p11_token *tok);
 /* Returns the number of keys known (loading them first if never loaded). */
 size_t p11_token_key_count(struct p11_token *tok);
 /* Returns key i (borrowed), or NULL when out of range. */

@@ -73,12 +73,12 @@ ts_shim_set '[token ts-main]' 'fail.C_SignInit = CKR_USER_NOT_LOGGED_IN'
 ts_expect_fail "logged out under our feet" 14 'not logged in' \
     p11 sign "$URI" --digest "$D" --pin-source "$TS_PIN_FILE"
 
-# token absent: not listed, its keys not found
+# token absent: not listed; a key URI naming it says it is not present
 ts_shim_set '[token ts-main]' 'present = 0'
 out=$(p11 tokens) || ts_fail "tokens with an absent token"
 grep -q "token 'ts-main'" <<<"$out" && ts_fail "absent token listed: $out"
 grep -q "token 'ts-second'" <<<"$out" || ts_fail "other token lost: $out"
-ts_expect_fail "key on an absent token" 14 'key not found' \
+ts_expect_fail "key on an absent token" 14 'token is not present' \
     p11 sign "$URI" --digest "$D" --pin-source "$TS_PIN_FILE"
 ts_pass "absent token"
 

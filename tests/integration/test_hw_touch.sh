@@ -1,0 +1,89 @@
+#!/bin/bash
+# Issue 6 through the fault-injecting shim: a slow signature (a token
+# waiting for a touch) makes the agent send PROGRESS and the client print
+# "Touch your <token> to sign ..." on a terminal (only there); the per-key
+# touch_timeout ends the wait with the distinct "touch timed out"; a hung
+# token does not stop another token's keys from signing and is reported as
+# not responding.
+. "$TS_SRC/tests/lib/common.sh"
+. "$TS_SRC/tests/lib/softhsm.sh"
+. "$TS_SRC/tests/lib/shim.sh"
+export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$TS_SRC/tests/lib/lsan-softhsm.supp
+command -v script >/dev/null || { echo "skip: script(1) not installed"; exit 77; }
+ts_softhsm_setup p256
+ts_shim_setup
+cd "$TS_TMP"
+C=$TS_CLIENT
+ALLOW="$(dirname "$(readlink -f "$TS_SHIM")")/*"
+dig=$(printf '%064x' 7)
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+export TOKENSIGN_AUTH_SOCK=$TS_TMP/a.sock
+printf 'touch_timeout p256 2\n' > agent.conf
+chmod 600 agent.conf
+"$TS_AGENT" -D -a "$TOKENSIGN_AUTH_SOCK" --module "$TS_SHIM" \
+    --module-allow "$ALLOW" --pin-source "$TS_PIN_FILE" \
+    --config "$TS_TMP/agent.conf" >/dev/null 2>agent.log &
+pid=$!
+ts_bg_track $pid
+ts_wait_for "$C" agent status || ts_fail "agent start: $(cat agent.log)"
+# on a terminal: script(1) gives the client a pty; its output is the pty's
+tty_sign() {
+	script -q -e -c "'$C' agent sign --key ${1:-p256} --digest $dig -o '$TS_TMP/sig.out'" /dev/null
+}
+
+# --- quick signature: no notice
+out=$(tty_sign 2>&1) || ts_fail "quick sign on a tty: $out"
+grep -q 'Touch your' <<<"$out" && ts_fail "notice for a quick signature: $out"
+ts_pass "quick signature: no touch notice"
+
+# --- slow signature (1.2 s 'touch'): the notice, then the signature
+ts_shim_set '[token ts-main]' sign_delay_ms=1200
+out=$(tty_sign 2>&1) || ts_fail "slow sign on a tty: $out"
+grep -q 'Touch your ts-main to sign …' <<<"$out" || ts_fail "no touch notice: $out"
+[ -s sig.out ] || ts_fail "no signature after the notice"
+ts_pass "slow signature on a terminal: 'Touch your ts-main to sign …', then the signature"
+"$C" agent sign --key p256 --digest "$dig" >/dev/null 2>notty.err ||
+    ts_fail "slow sign without a terminal: $(cat notty.err)"
+grep -q 'Touch your' notty.err && ts_fail "notice printed to a non-terminal"
+ts_pass "no terminal: the notice is skipped, the signature comes"
+
+# --- a hung token: the other token's key keeps signing
+ts_shim_set '[token ts-main]' hang=1
+for i in 1 2 3; do
+	"$C" agent sign --key p256 --digest "$dig" >/dev/null 2>"hung.$i" &
+	ts_bg_track $!
+done
+sleep 0.5
+t0=$(now_ms)
+"$C" agent sign --key p256-b --digest "$dig" >/dev/null 2>other.err ||
+    ts_fail "ts-second's key while ts-main hangs: $(cat other.err)"
+t1=$(now_ms)
+[ $((t1 - t0)) -lt 1000 ] || ts_fail "ts-second waited $((t1 - t0)) ms behind the hung token"
+ts_pass "ts-main hung with 3 signatures in flight: ts-second signs in $((t1 - t0)) ms"
+sleep 2.2
+t0=$(now_ms)
+ts_expect_fail "sign on the hung token" 14 'ts-main .serial .*. is not responding' \
+    "$C" agent sign --key p256 --digest "$dig"
+t1=$(now_ms)
+[ $((t1 - t0)) -lt 1000 ] || ts_fail "unresponsive error took $((t1 - t0)) ms"
+"$C" agent sign --key p256-b --digest "$dig" >/dev/null || ts_fail "ts-second after the deadline"
+ts_pass "past the deadline ts-main is reported not responding in $((t1 - t0)) ms; ts-second still signs"
+ts_shim_set
+ts_wait_for "$C" agent sign --key p256 --digest "$dig" ||
+    ts_fail "ts-main does not sign after it answers again"
+ts_pass "ts-main signs again once the module answers"
+# --- touch timeout (2 s for p256): distinct error, then signing again
+ts_shim_set '[token ts-main]' sign_delay_ms=6000
+t0=$(now_ms)
+ts_expect_fail "no touch within touch_timeout" 14 'touch timed out' \
+    "$C" agent sign --key p256 --digest "$dig"
+t1=$(now_ms)
+[ $((t1 - t0)) -ge 1900 ] && [ $((t1 - t0)) -lt 4500 ] ||
+    ts_fail "touch timeout after $((t1 - t0)) ms, want about 2000"
+ts_shim_set
+"$C" agent sign --key p256 --digest "$dig" >/dev/null || ts_fail "sign after a touch timeout"
+ts_pass "touch_timeout: 'touch timed out' after $((t1 - t0)) ms; the next signature works"
+
+kill -TERM $pid
+wait $pid || ts_fail "agent exit status"
+ts_done
