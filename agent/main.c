@@ -32,6 +32,7 @@
 #include "agent/policy.h"
 #include "agent/policyrules.h"
 #include "agent/tls.h"
+#include "agent/tlskey.h"
 #include "agent/worker.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -59,6 +60,7 @@ struct agent {
 	const char *listen_tls;
 	struct tls_server_opts tlsopt;
 	struct tls_server *tls;
+	struct tlskey *tlskey; /* --tls-key pkcs11:... */
 	struct tls_listener *tls_listener;
 	const char *policy_path;
 	struct policyrules *rules;
@@ -603,7 +605,9 @@ main(int argc, char **argv)
 		    a.policy_path, why);
 		return 2;
 	}
-	if (a.listen_tls != NULL && tls_server_new(&a.tlsopt, &a.tls) != 0) {
+	/* A token key is found after open_tokens(), after the fork. */
+	if (a.listen_tls != NULL && !tlskey_is_uri(a.tlsopt.key_file) &&
+	    tls_server_new(&a.tlsopt, &a.tls) != 0) {
 		fprintf(stderr, "tokensign-agent: TLS setup failed\n");
 		return 2;
 	}
@@ -675,6 +679,16 @@ main(int argc, char **argv)
 
 	if ((r = open_tokens(&a)) != 0)
 		goto out;
+	if (a.listen_tls != NULL && tlskey_is_uri(a.tlsopt.key_file)) {
+		if ((r = tlskey_open(a.tlsopt.key_file, a.ks, a.cfg.modules,
+			 a.cfg.nmodules, a.cfg.module_allow, &a.tlskey)) != 0 ||
+		    (a.tlsopt.token_key = a.tlskey,
+			(r = tls_server_new(&a.tlsopt, &a.tls)) != 0)) {
+			error("TLS setup failed");
+			goto out;
+		}
+		logit("TLS server key on the token: %s", tlskey_uri(a.tlskey));
+	}
 	if (a.cfg.audit != NULL && (r = audit_open(a.cfg.audit, &a.audit)) != 0)
 		goto out;
 	pol = build_policy(&a.cfg);
@@ -767,6 +781,7 @@ out:
 	connmgr_free(a.conns);
 	dispatch_ctx_free(a.ctx);
 	tls_server_free(a.tls);
+	tlskey_free(a.tlskey); /* after every context and connection */
 	policyrules_free(a.rules); /* after the last policy using it */
 	keystore_free(a.ks); /* logs out */
 	audit_close(a.audit);
