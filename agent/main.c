@@ -82,7 +82,7 @@ usage(FILE *f)
 	    "           [--allow-uid USER]... [--allow-group GROUP]...\n"
 	    "           [--max-connections N] [--workers N]\n"
 	    "           [--policy FILE] [--listen tls://ADDR:PORT --tls-cert F "
-	    "--tls-key F\n"
+	    "--tls-key F|pkcs11:URI\n"
 	    "            --client-ca F [--crl F] [--tls12]]\n");
 }
 
@@ -596,20 +596,20 @@ main(int argc, char **argv)
 		fprintf(stderr,
 		    "tokensign-agent: --listen tls://... needs --tls-cert, "
 		    "--tls-key, --client-ca and --policy\n");
-		return 2;
+		goto usage_exit;
 	}
 	if (a.policy_path != NULL &&
 	    policyrules_load_file(a.policy_path, &a.rules, why, sizeof(why)) !=
 		0) {
 		fprintf(stderr, "tokensign-agent: policy %s: %s\n",
 		    a.policy_path, why);
-		return 2;
+		goto usage_exit;
 	}
 	/* A token key is found after open_tokens(), after the fork. */
 	if (a.listen_tls != NULL && !tlskey_is_uri(a.tlsopt.key_file) &&
 	    tls_server_new(&a.tlsopt, &a.tls) != 0) {
 		fprintf(stderr, "tokensign-agent: TLS setup failed\n");
-		return 2;
+		goto usage_exit;
 	}
 	if (sh < 0) {
 		tmp = getenv("SHELL");
@@ -637,7 +637,7 @@ main(int argc, char **argv)
 		    a.listen_tls, ts_err(r));
 		if (sock_path != NULL)
 			unlink(sock_path);
-		return 1;
+		goto fail_exit;
 	}
 
 	/* Fork before any PKCS#11 call (style.md section 6). */
@@ -805,6 +805,8 @@ fail_exit:
 	status = 1;
 early:
 	/* Before anything but the option strings was set up. */
+	tls_server_free(a.tls);
+	policyrules_free(a.rules);
 	config_free(&a.cfg);
 	for (size_t i = 0; i < a.ncli; i++)
 		free(a.cli[i]);

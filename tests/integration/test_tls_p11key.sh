@@ -84,9 +84,12 @@ start_agent() {
 	ts_wait_for grep -q "listening on $TS_TMP/agent.sock" "$log" ||
 	    ts_fail "agent did not start: $(cat "$log")"
 }
-stop_agent() {
-	kill "$agent_pid" 2>/dev/null
-	wait "$agent_pid" 2>/dev/null || true
+stop_agent() { # stop_agent LOG: SIGTERM, a clean exit, no sanitizer report
+	local rc=0
+	kill "$agent_pid"
+	wait "$agent_pid" || rc=$?
+	[ $rc -eq 0 ] || ts_fail "agent exited with $rc: $(tail -30 "$1")"
+	! grep -q 'Sanitizer' "$1" || ts_fail "sanitizer report: $(cat "$1")"
 }
 as() { # as NAME CMD...: the client with NAME's certificate
 	local who=$1
@@ -163,7 +166,7 @@ grep -q 'does not match certificate' "$TS_TMP/agent1.log" ||
     ts_fail "old certificate not kept after a bad reload"
 sign_over_tls
 ts_pass "SIGHUP with a certificate for another key: refused, old one kept"
-stop_agent
+stop_agent "$TS_TMP/agent1.log"
 
 # --- the key kept out of the agent's key table (--key): direct path
 cp "$P/tok1.pem" "$P/cur.pem"
@@ -174,7 +177,7 @@ sign_over_tls
 grep -q 'Verify return code: 0 (ok)' <<<"$(sclient)" ||
     ts_fail "s_client (direct path)"
 ts_pass "TLS key outside the agent's key table (--key): handshakes on the token"
-stop_agent
+stop_agent "$TS_TMP/agent2.log"
 
 # --- refused at start-up, with the reason
 cp "$P/tok1.pem" "$P/cur.pem"
