@@ -11,7 +11,7 @@
 #   - SIGHUP with a new certificate for the same token key: the new one is
 #     served; with a certificate for another key: refused, old one kept;
 #   - refused at start-up with a clear error: URI matching no key, token
-#     key not matching the certificate, malformed URI.
+#     key not matching the certificate, malformed URI, an RSA token key.
 . "$TS_SRC/tests/lib/common.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/lib/pki.sh"
@@ -199,4 +199,9 @@ refuse "another token key than the certificate's" \
     'does not match certificate' 'pkcs11:token=ts-main;object=p256' \
     "$P/cur.pem"
 refuse "malformed URI" 'tls-key' 'pkcs11:token=ts-second;;=' "$P/cur.pem"
+# an RSA key on the token: TLS 1.3 would need RSA-PSS, which the token
+# layer does not offer, so it is refused by name (not at first handshake)
+ts_softhsm_keygen ts-second RSA:2048 rsa-b 12
+refuse "RSA token key" 'is a rsa key: only ECDSA keys' \
+    'pkcs11:token=ts-second;object=rsa-b' "$P/cur.pem"
 ts_done
