@@ -781,6 +781,11 @@ out:
 	connmgr_free(a.conns);
 	dispatch_ctx_free(a.ctx);
 	tls_server_free(a.tls);
+	if (a.tlskey != NULL)
+		logit("TLS key on the token: %llu handshake signature(s), "
+		      "%llu error(s)",
+		    (unsigned long long)tlskey_signatures(a.tlskey),
+		    (unsigned long long)tlskey_errors(a.tlskey));
 	tlskey_free(a.tlskey); /* after every context and connection */
 	policyrules_free(a.rules); /* after the last policy using it */
 	keystore_free(a.ks); /* logs out */

@@ -167,6 +167,13 @@ grep -q 'does not match certificate' "$TS_TMP/agent1.log" ||
 sign_over_tls
 ts_pass "SIGHUP with a certificate for another key: refused, old one kept"
 stop_agent "$TS_TMP/agent1.log"
+# 3 x (keys + sign) over mTLS + 4 s_client, each a full handshake: each
+# one a token signature, none failed
+n=$(sed -n 's/.*TLS key on the token: \([0-9]*\) handshake signature(s), 0 error(s).*/\1/p' \
+    "$TS_TMP/agent1.log")
+[ -n "$n" ] && [ "$n" -ge 10 ] ||
+    ts_fail "handshakes not signed on the token: $(tail -5 "$TS_TMP/agent1.log")"
+ts_pass "every handshake signed by the token ($n signatures, 0 errors)"
 
 # --- the key kept out of the agent's key table (--key): direct path
 cp "$P/tok1.pem" "$P/cur.pem"
@@ -178,6 +185,8 @@ grep -q 'Verify return code: 0 (ok)' <<<"$(sclient)" ||
     ts_fail "s_client (direct path)"
 ts_pass "TLS key outside the agent's key table (--key): handshakes on the token"
 stop_agent "$TS_TMP/agent2.log"
+grep -q 'TLS key on the token: [1-9][0-9]* handshake signature(s), 0 error' \
+    "$TS_TMP/agent2.log" || ts_fail "direct path: no token signatures"
 
 # --- refused at start-up, with the reason
 cp "$P/tok1.pem" "$P/cur.pem"
