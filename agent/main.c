@@ -33,6 +33,7 @@
 #include "agent/policyrules.h"
 #include "agent/readers.h"
 #include "agent/tls.h"
+#include "agent/tlskey.h"
 #include "agent/worker.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -61,6 +62,7 @@ struct agent {
 	const char *listen_tls;
 	struct tls_server_opts tlsopt;
 	struct tls_server *tls;
+	struct tlskey *tlskey; /* --tls-key pkcs11:... */
 	struct tls_listener *tls_listener;
 	const char *policy_path;
 	struct policyrules *rules;
@@ -82,7 +84,7 @@ usage(FILE *f)
 	    "           [--allow-uid USER]... [--allow-group GROUP]...\n"
 	    "           [--max-connections N] [--workers N]\n"
 	    "           [--policy FILE] [--listen tls://ADDR:PORT --tls-cert F "
-	    "--tls-key F\n"
+	    "--tls-key F|pkcs11:URI\n"
 	    "            --client-ca F [--crl F] [--tls12]]\n");
 }
 
@@ -622,7 +624,9 @@ main(int argc, char **argv)
 		    a.policy_path, why);
 		goto usage_exit;
 	}
-	if (a.listen_tls != NULL && tls_server_new(&a.tlsopt, &a.tls) != 0) {
+	/* A token key is found after open_tokens(), after the fork. */
+	if (a.listen_tls != NULL && !tlskey_is_uri(a.tlsopt.key_file) &&
+	    tls_server_new(&a.tlsopt, &a.tls) != 0) {
 		fprintf(stderr, "tokensign-agent: TLS setup failed\n");
 		goto usage_exit;
 	}
@@ -702,6 +706,16 @@ main(int argc, char **argv)
 	if (a.cfg.pcsc_watch != 0 &&
 	    (r = readers_start(keystore_reader_event, a.ks, &a.readers)) != 0)
 		goto out;
+	if (a.listen_tls != NULL && tlskey_is_uri(a.tlsopt.key_file)) {
+		if ((r = tlskey_open(a.tlsopt.key_file, a.ks, a.cfg.modules,
+			 a.cfg.nmodules, a.cfg.module_allow, &a.tlskey)) != 0 ||
+		    (a.tlsopt.token_key = a.tlskey,
+			(r = tls_server_new(&a.tlsopt, &a.tls)) != 0)) {
+			error("TLS setup failed");
+			goto out;
+		}
+		logit("TLS server key on the token: %s", tlskey_uri(a.tlskey));
+	}
 	if (a.cfg.audit != NULL && (r = audit_open(a.cfg.audit, &a.audit)) != 0)
 		goto out;
 	pol = build_policy(&a.cfg);
@@ -798,6 +812,12 @@ out:
 	connmgr_free(a.conns);
 	dispatch_ctx_free(a.ctx);
 	tls_server_free(a.tls);
+	if (a.tlskey != NULL)
+		logit("TLS key on the token: %llu handshake signature(s), "
+		      "%llu error(s)",
+		    (unsigned long long)tlskey_signatures(a.tlskey),
+		    (unsigned long long)tlskey_errors(a.tlskey));
+	tlskey_free(a.tlskey); /* after every context and connection */
 	policyrules_free(a.rules); /* after the last policy using it */
 	readers_stop(a.readers); /* before the keystore it reports to */
 	keystore_free(a.ks); /* logs out */

@@ -20,6 +20,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "agent/tls.h"
+#include "agent/tlskey.h"
 
 #define TLS_MAX_SAN	   32 /* URI or DNS entries kept per certificate */
 #define TLS_MAX_NAME	   512 /* bytes per CN/SAN string */
@@ -34,6 +35,7 @@ struct tls_server {
 	char *crl_file;
 	int allow_tls12;
 	int verify_depth;
+	struct tlskey *token_key; /* borrowed, or NULL */
 	SSL_CTX *ctx; /* current; every SSL holds its own reference */
 	unsigned int generation;
 };
@@ -172,6 +174,47 @@ out:
 	return r;
 }
 
+/*
+ * Installs the token key after checking that the certificate (already
+ * loaded) carries its public key: the SPKI DER must be identical.  The
+ * private half never leaves the token, so SSL_CTX_check_private_key()
+ * could only compare the same public keys again.
+ */
+static int
+use_token_key(SSL_CTX *ctx, const struct tls_server *srv)
+{
+	X509 *cert = SSL_CTX_get0_certificate(ctx);
+	unsigned char *der = NULL;
+	const uint8_t *want;
+	size_t wantlen = 0;
+	int len, r = TS_ERR_INTERNAL;
+
+	want = tlskey_spki_der(srv->token_key, &wantlen);
+	if (cert == NULL ||
+	    (len = i2d_PUBKEY(X509_get0_pubkey(cert), &der)) <= 0) {
+		r = ts_err_ossl("server certificate public key");
+		goto out;
+	}
+	if ((size_t)len != wantlen || memcmp(der, want, wantlen) != 0) {
+		error_f("server key %.200s on the token does not match "
+			"certificate %.200s (the certificate was issued for "
+			"another public key)",
+		    srv->key_file, srv->cert_file);
+		r = TS_ERR_CONFIG;
+		goto out;
+	}
+	if (SSL_CTX_use_PrivateKey(ctx, tlskey_evp(srv->token_key)) != 1) {
+		r = ts_err_ossl("token server key");
+		error_f("cannot use token key %.200s", srv->key_file);
+		r = TS_ERR_CONFIG;
+		goto out;
+	}
+	r = 0;
+out:
+	OPENSSL_free(der);
+	return r;
+}
+
 static int
 build_ctx(const struct tls_server *srv, SSL_CTX **out)
 {
@@ -210,15 +253,19 @@ build_ctx(const struct tls_server *srv, SSL_CTX **out)
 		    "cannot load server certificate %.200s", srv->cert_file);
 		goto out;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, srv->key_file, SSL_FILETYPE_PEM) !=
-	    1) {
+	if (srv->token_key != NULL) {
+		if ((r = use_token_key(ctx, srv)) != 0)
+			goto out;
+		r = TS_ERR_CONFIG;
+	} else if (SSL_CTX_use_PrivateKey_file(
+		       ctx, srv->key_file, SSL_FILETYPE_PEM) != 1) {
 		ts_err_ossl("server key");
 		error_f("cannot load server key %.200s (PEM, unencrypted, "
 			"matching the certificate)",
 		    srv->key_file);
 		goto out;
 	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
+	if (srv->token_key == NULL && SSL_CTX_check_private_key(ctx) != 1) {
 		ts_err_ossl("server key");
 		error_f("server key %.200s does not match certificate %.200s",
 		    srv->key_file, srv->cert_file);
@@ -297,6 +344,7 @@ tls_server_new(const struct tls_server_opts *opts, struct tls_server **out)
 	}
 	s->allow_tls12 = opts->allow_tls12;
 	s->verify_depth = opts->verify_depth;
+	s->token_key = opts->token_key;
 	if ((r = build_ctx(s, &s->ctx)) != 0)
 		goto out;
 	s->generation = 1;

@@ -22,9 +22,10 @@
  * WARNING: writes go through write(2) on the fd: the process must ignore
  * SIGPIPE (the agent does, style.md section 6).
  *
- * XXX the server key is a PEM file for now; a PKCS#11 URI key through the
- * pkcs11/ layer (OSSL provider or an EVP_PKEY from the session pool) is the
- * next step and will be accepted by tls_server_opts.key_file.
+ * The server key is a PEM file, or a key on a PKCS#11 token
+ * (tls_server_opts.token_key, built by agent/tlskey.h): then every
+ * handshake signature is one token operation, made on the caller's (the
+ * event loop's) thread.
  */
 #ifndef TS_AGENT_TLS_H
 #define TS_AGENT_TLS_H
@@ -35,10 +36,17 @@
 struct tls_server;
 struct tls_conn;
 struct tls_identity;
+struct tlskey;
 
 struct tls_server_opts {
 	const char *cert_file; /* server certificate chain, PEM */
-	const char *key_file; /* server private key, PEM */
+	const char *key_file; /* server private key, PEM (or the URI below) */
+	/*
+	 * When not NULL, the server key on a token (key_file is then only
+	 * its name for messages).  Borrowed: must outlive the server and
+	 * every connection (free it after tls_server_free and the conns).
+	 */
+	struct tlskey *token_key;
 	const char *client_ca_file; /* trust anchors for client certs, PEM */
 	const char *crl_file; /* optional CRL(s) of the client CA, PEM */
 	int allow_tls12; /* also accept TLS 1.2 */
