@@ -7,9 +7,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
+#include <openssl/param_build.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "agent/sshproto.h"
@@ -17,13 +20,50 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* A fixed throw-away test key, so seeds can name it in SIGN_REQUEST. */
-static const char fuzz_key_pem[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgY1Lzo7b3S6CCJMdz\n"
-    "stcssp4gBCy73MzNB68hL/BG11uhRANCAATzPynH8iBXTCI6Vupr+BS+w+qsmazP\n"
-    "jE7Siyo4+UOdWvoFgRajenkInLJRs08p6TN5P3eK6HPvumwkaQfJx08K\n"
-    "-----END PRIVATE KEY-----\n";
+/*
+ * The key behind the ops must be the same in every run, so corpus seeds
+ * can name its public key in SIGN_REQUEST.  It is derived at start-up
+ * from a fixed scalar (no key material is stored in the tree).
+ */
+static EVP_PKEY *
+fuzz_key_new(void)
+{
+	static const char label[] = "tokensign fuzz_sshproto test key";
+	unsigned char scalar[32], pub[65];
+	EC_GROUP *g = NULL;
+	EC_POINT *q = NULL;
+	BIGNUM *d = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *k = NULL;
+	OSSL_PARAM_BLD *bld = NULL;
+	OSSL_PARAM *params = NULL;
+
+	SHA256((const unsigned char *)label, sizeof(label) - 1, scalar);
+	if ((g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1)) == NULL ||
+	    (d = BN_bin2bn(scalar, sizeof(scalar), NULL)) == NULL ||
+	    (q = EC_POINT_new(g)) == NULL ||
+	    !EC_POINT_mul(g, q, d, NULL, NULL, NULL) ||
+	    EC_POINT_point2oct(g, q, POINT_CONVERSION_UNCOMPRESSED, pub,
+		sizeof(pub), NULL) != sizeof(pub) ||
+	    (bld = OSSL_PARAM_BLD_new()) == NULL ||
+	    !OSSL_PARAM_BLD_push_utf8_string(
+		bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, d) ||
+	    !OSSL_PARAM_BLD_push_octet_string(
+		bld, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub)) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_KEYPAIR, params) <= 0)
+		abort();
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	EVP_PKEY_CTX_free(ctx);
+	EC_POINT_free(q);
+	BN_clear_free(d);
+	EC_GROUP_free(g);
+	return k;
+}
 
 static EVP_PKEY *pk;
 static struct sshproto_key key;
@@ -66,14 +106,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int n;
 
 	if (pk == NULL) {
-		BIO *bio = BIO_new_mem_buf(fuzz_key_pem, -1);
-
-		if (bio == NULL ||
-		    (pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) ==
-			NULL ||
+		if ((pk = fuzz_key_new()) == NULL ||
 		    (n = i2d_PUBKEY(pk, &der)) <= 0)
 			abort();
-		BIO_free(bio);
 		key.spki = der;
 		key.spki_len = (size_t)n;
 		key.comment = "fuzz";
