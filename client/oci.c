@@ -246,6 +246,28 @@ out:
 	return r;
 }
 
+/* Copies a response body into a new manifest (NUL-terminated for parsers). */
+static int
+manifest_from_body(const struct http_resp *resp, struct oci_manifest **out)
+{
+	struct oci_manifest *m;
+	size_t len = http_resp_body_len(resp);
+
+	*out = NULL;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return TS_ERR_ALLOC;
+	if ((m->data = malloc(len + 1)) == NULL) {
+		free(m);
+		return TS_ERR_ALLOC;
+	}
+	if (len != 0)
+		memcpy(m->data, http_resp_body(resp), len);
+	m->data[len] = '\0';
+	m->len = len;
+	*out = m;
+	return 0;
+}
+
 int
 oci_manifest_get_raw(struct oci *o, const char *repo, const char *tagdg,
     const struct digest *expect, size_t max, struct oci_manifest **out)
@@ -278,14 +300,8 @@ oci_manifest_get_raw(struct oci *o, const char *repo, const char *tagdg,
 		r = status_error(o, what, resp);
 		goto out;
 	}
-	if ((m = calloc(1, sizeof(*m))) == NULL ||
-	    (m->data = malloc(http_resp_body_len(resp) + 1)) == NULL) {
-		r = TS_ERR_ALLOC;
+	if ((r = manifest_from_body(resp, &m)) != 0)
 		goto out;
-	}
-	m->len = http_resp_body_len(resp);
-	memcpy(m->data, http_resp_body(resp), m->len);
-	m->data[m->len] = '\0';
 	/* trust only a digest computed from the bytes (5.2) */
 	if (expect != NULL) {
 		if (digest_verify(expect, m->data, m->len) != 0) {
@@ -488,14 +504,8 @@ oci_sig_get(struct oci *o, const char *repo, const struct digest *d,
 		r = status_error(o, what, resp);
 		goto out;
 	}
-	if ((m = calloc(1, sizeof(*m))) == NULL ||
-	    (m->data = malloc(http_resp_body_len(resp) + 1)) == NULL) {
-		r = TS_ERR_ALLOC;
+	if ((r = manifest_from_body(resp, &m)) != 0)
 		goto out;
-	}
-	m->len = http_resp_body_len(resp);
-	memcpy(m->data, http_resp_body(resp), m->len);
-	m->data[m->len] = '\0';
 	if ((r = digest_compute(
 		 DIGEST_ALG_SHA256, m->data, m->len, &m->digest)) != 0)
 		goto out;
