@@ -29,10 +29,22 @@ def frame(t, body=b""):
     return struct.pack(">IB", len(body) + 1, t) + body
 
 def conn(timeout=10):
-    c = socket.socket(socket.AF_UNIX)
-    c.settimeout(timeout)
-    c.connect(SOCK)
-    return c
+    # With a timeout set, Python connects non-blocking, and a full listen
+    # backlog (the agent busy on a loaded machine) comes back as EAGAIN at
+    # once where tokensign's blocking client would wait.  Wait the same,
+    # but bounded: an agent that never accepts still fails the test.
+    deadline = time.time() + timeout
+    while True:
+        c = socket.socket(socket.AF_UNIX)
+        c.settimeout(timeout)
+        try:
+            c.connect(SOCK)
+            return c
+        except BlockingIOError:
+            c.close()
+            if time.time() > deadline:
+                raise
+            time.sleep(0.01)
 
 def recv_exact(c, n):
     d = b""
