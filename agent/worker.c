@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <time.h>
@@ -38,6 +39,7 @@ struct worker_pool {
 	pthread_mutex_t pmu;
 	pthread_cond_t pcv;
 	struct progress *plist;
+	uint64_t psleep_until; /* the watchdog's wake-up time while it waits */
 	int pstop;
 	int pstarted;
 	pthread_t pthread;
@@ -130,14 +132,18 @@ progress_main(void *arg)
 			if (first == NULL || pg->due_ms < first->due_ms)
 				first = pg;
 		if (first == NULL) {
+			p->psleep_until = UINT64_MAX;
 			pthread_cond_wait(&p->pcv, &p->pmu);
+			p->psleep_until = 0;
 			continue;
 		}
 		now = mono_ms();
 		if (now < first->due_ms) {
 			ts.tv_sec = (time_t)(first->due_ms / 1000);
 			ts.tv_nsec = (long)(first->due_ms % 1000) * 1000000L;
+			p->psleep_until = first->due_ms;
 			(void)pthread_cond_timedwait(&p->pcv, &p->pmu, &ts);
+			p->psleep_until = 0;
 			continue;
 		}
 		for (pp = &p->plist; *pp != first; pp = &(*pp)->next)
@@ -192,7 +198,14 @@ timer_arm(struct progress *pg, int fail, unsigned delay_ms, uint32_t kind,
 	pg->armed = 1;
 	pg->next = p->plist;
 	p->plist = pg;
-	pthread_cond_signal(&p->pcv);
+	/*
+	 * Every signature arms a notice that almost never fires: wake the
+	 * watchdog only when it would otherwise sleep past this one (a
+	 * thread wake-up per request costs more than the rest of the
+	 * bookkeeping).
+	 */
+	if (pg->due_ms < p->psleep_until)
+		pthread_cond_signal(&p->pcv);
 	pthread_mutex_unlock(&p->pmu);
 }
 
@@ -402,8 +415,9 @@ workers_submit(struct worker_pool *p, struct job *j)
 		p->todo_head = j;
 	p->todo_tail = j;
 	p->pending++;
-	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+	/* After unlocking: the woken worker does not block on mu at once. */
+	pthread_cond_signal(&p->cv);
 }
 
 struct job *
