@@ -3,8 +3,9 @@
  *
  * Each connection is in one of these situations, checked in this order:
  *   dead      fd closed while a job ran; freed when the job comes back
- *   busy      one request at a worker, which may send the reply itself;
- *             plain sockets are still read (into c->in, up to its cap)
+ *   busy      one request at a worker, which may send the reply itself
+ *             and, on a plain socket, serve the next requests too: the
+ *             loop watches only for hangup until the job is back
  *   draining  a fatal framing error was answered; input is discarded
  *             until EOF so the peer reads our FAILURE instead of a reset
  *   writing   reply bytes pending; nothing read until they are gone
@@ -24,6 +25,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "common/proto.h"
+#include "common/secmem.h"
 #include "common/wbuf.h"
 
 #define CONN_READ_CHUNK	  65536
@@ -152,11 +154,7 @@ conn_set_events(struct conn *c)
 	if (c->dead)
 		return;
 	if (c->busy)
-		/* Plain sockets: take the next request in while this one runs. */
-		ev = c->io == &plain_io && !c->m->shutting_down &&
-			wbuf_len(c->in) < CONN_INBUF_MAX
-		    ? LOOP_READ
-		    : 0;
+		ev = 0; /* the worker may be reading it; poll still says HUP */
 	else if (wbuf_len(c->out) > 0)
 		ev = LOOP_WRITE;
 	else if (!c->m->shutting_down || c->draining)
@@ -264,6 +262,7 @@ conn_process(struct conn *c)
 		/* The worker sends the reply itself: one hand-off less. */
 		j->write = plain_write;
 		j->fd = c->fd;
+		j->linger = !c->m->shutting_down;
 	}
 	if (len > c->big)
 		c->big = len;
@@ -314,15 +313,8 @@ conn_event(struct loop *l, int fd, int rev, void *arg)
 	(void)l;
 	(void)fd;
 	if (c->busy) {
-		if (c->io != &plain_io || wbuf_len(c->in) >= CONN_INBUF_MAX) {
-			/* Not watching input: hangup or error. */
-			conn_close(c, "hangup during request");
-			return;
-		}
-		c->in_use++;
-		conn_read(c); /* EOF closes; data waits in c->in */
-		conn_set_events(c);
-		conn_release(c);
+		/* Not watching input: hangup or error. */
+		conn_close(c, "hangup during request");
 		return;
 	}
 	c->in_use++;
@@ -359,7 +351,12 @@ jobs_done(struct loop *l, int fd, int rev, void *arg)
 			error_fr(
 			    j->r, "request from uid %u", (unsigned)c->peer.uid);
 			conn_close(c, "request failed");
+		} else if (j->extra_len > 0 &&
+		    wbuf_put(c->in, j->extra, j->extra_len) != 0) {
+			conn_close(c, "input buffer full");
 		} else {
+			if (j->extra_len > 0)
+				c->last_activity = loop_now_ms();
 			/* The out buffer is empty while busy: swap it in. */
 			t = c->out;
 			c->out = j->reply;
@@ -382,6 +379,7 @@ jobs_done(struct loop *l, int fd, int rev, void *arg)
 		}
 		conn_release(c);
 		wbuf_free(j->reply);
+		freezero(j->extra, j->extra_len);
 		free(j);
 	}
 }
@@ -576,6 +574,7 @@ connmgr_shutdown(struct connmgr *m)
 	struct conn *c, *next;
 
 	m->shutting_down = 1;
+	workers_stop_lingering(m->pool);
 	for (c = m->head; c != NULL; c = next) {
 		next = c->next;
 		if (c->dead || c->busy)

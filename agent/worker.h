@@ -38,6 +38,17 @@ struct job {
 	int fd;
 	size_t sent;
 	int answered; /* a deadline sent FAILURE: the reply is dropped */
+	/*
+	 * Optional, with write: the owner does not watch fd while the job is
+	 * out, and the worker may serve the connection's next requests
+	 * itself (worker.c).  Bytes it read and did not serve come back in
+	 * extra (malloc'd, the owner frees), to go before anything else.
+	 */
+	int linger;
+	/* the worker's: lingers left without a spin, and the next such run */
+	unsigned spin_skip, spin_backoff;
+	uint8_t *extra;
+	size_t extra_len;
 	struct job *next;
 };
 
@@ -56,6 +67,8 @@ int workers_fd(const struct worker_pool *pool);
 void workers_submit(struct worker_pool *pool, struct job *j);
 /* Returns the finished jobs as a list (oldest first), or NULL. */
 struct job *workers_take_done(struct worker_pool *pool);
+/* Lingering workers give their connections back; none linger again. */
+void workers_stop_lingering(struct worker_pool *pool);
 /* Returns the number of jobs queued or running. */
 unsigned workers_pending(struct worker_pool *pool);
 

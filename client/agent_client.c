@@ -122,6 +122,9 @@ read_frame(struct agent_conn *c, struct wbuf **replyp)
 	int r;
 
 	*replyp = NULL;
+	/* A reply is never there at once: poll first, no recv for EAGAIN. */
+	if (c->tls == NULL && (r = wait_fd(c->fd, POLLIN, c->timeout_ms)) != 0)
+		return r;
 	if ((r = recv_all(c, hdr, sizeof(hdr))) != 0)
 		return r;
 	len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |

@@ -196,6 +196,59 @@ for seed in range(20):
 ok("20 garbage streams answered with FAILURE or dropped")
 good_progress("after framing attacks")
 
+# --- right after a reply: a worker may be waiting on the connection -----
+# (agent/worker.c lingers on it and takes one whole frame; everything
+# else must reach the loop's framing intact and in order)
+def sign_frame(i):
+    d = hashlib.sha256(b"after reply %d" % i).digest()
+    return frame(103, s(KEY) + bytes([1]) + s(d) + struct.pack(">I", 0))
+
+def expect_type(c, want, what):
+    t, b = reply(c)
+    if t != want:
+        fail("%s: expected reply type %d, got %d (%r)" % (what, want, t, b[:80]))
+
+c = conn()
+hello(c)
+for i, pause in enumerate((0.00005, 0.001, 0.02)):
+    f = sign_frame(i)
+    c.sendall(f[:2]); time.sleep(pause); c.sendall(f[2:9])
+    time.sleep(pause); c.sendall(f[9:])
+    expect_type(c, 124, "frame in 3 pieces, %.2f ms apart" % (pause * 1000))
+ok("frames split into 3 pieces 0.05, 1 and 20 ms apart answered")
+c.sendall(frame(107) + sign_frame(10) + frame(101))
+expect_type(c, 126, "1st of 3 frames in one write")
+expect_type(c, 124, "2nd of 3 frames in one write")
+expect_type(c, 123, "3rd of 3 frames in one write")
+ok("3 frames in one write answered in order")
+f = sign_frame(11)
+c.sendall(frame(107) + f[:20]); time.sleep(0.01); c.sendall(f[20:])
+expect_type(c, 126, "frame followed by a partial one")
+expect_type(c, 124, "the partial frame completed later")
+ok("a frame and part of the next, the rest 10 ms later, answered in order")
+c.sendall(struct.pack(">I", 0))
+expect_failure(c, 30, "zero length after a reply")
+expect_eof(c, "zero length after a reply")
+ok("zero-length frame right after a reply refused and closed")
+c = conn()
+hello(c)
+c.sendall(struct.pack(">I", MAX_FRAME + 1))
+expect_failure(c, 31, "oversize after a reply")
+expect_eof(c, "oversize after a reply")
+ok("oversize length right after a reply refused and closed")
+c = conn()
+hello(c)
+c.sendall(sign_frame(12))
+c.close()
+c = conn()
+hello(c)
+c.sendall(sign_frame(13))
+c.shutdown(socket.SHUT_WR)
+expect_type(c, 124, "request then half-close")
+expect_eof(c, "after half-close")
+ok("a client gone, or half-closed, right after its request: answered or dropped")
+good_progress("after requests following replies")
+
 # --- slowloris and a client that never reads ------------------------------
 c = conn()
 hello(c)

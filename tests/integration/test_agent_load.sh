@@ -24,4 +24,24 @@ lines=$(wc -l < "$TS_TMP/audit.log")
 "$TS_CLIENT" audit verify "$TS_TMP/audit.log" >/dev/null || ts_fail "audit chain"
 ts_pass "audit: one line per signature ($lines), chain intact under concurrency"
 ts_agent_stop
+
+# One worker, and a client that signs back to back, so the worker waits
+# on its connection between requests (agent/worker.c lingers): a second
+# client must still get its turn, not wait for the first to stop.
+ts_agent_start --workers 1
+"$B" -c 1 -s 4 -k p256 "$TOKENSIGN_AUTH_SOCK" >"$TS_TMP/a.out" &
+apid=$!
+sleep 0.5
+b=$("$B" -c 1 -s 2 -k p256 "$TOKENSIGN_AUTH_SOCK") || ts_fail "second client: $b"
+wait "$apid" || ts_fail "first client: $(cat "$TS_TMP/a.out")"
+a=$(cat "$TS_TMP/a.out")
+bn=$(echo "$b" | sed -n 's/.* sigs \([0-9]*\) errors 0 .*/\1/p')
+an=$(echo "$a" | sed -n 's/.* sigs \([0-9]*\) errors 0 .*/\1/p')
+[ -n "$an" ] && [ -n "$bn" ] || ts_fail "errors: first: $a; second: $b"
+# Fair shares would be about a third of the first's count; starving
+# would be 0 or 1.
+[ "$bn" -ge 50 ] && [ "$bn" -ge $((an / 20)) ] ||
+    ts_fail "second client starved: $bn signatures beside $an"
+ts_pass "one worker, two busy clients: $an and $bn signatures, 0 errors"
+ts_agent_stop
 ts_done
