@@ -388,6 +388,7 @@ linger_read(struct worker *w, struct job *j, uint8_t *buf, size_t len)
 	deadline = start / 1000 + WORKER_LINGER_MS;
 	n = 0;
 	while ((left = (int64_t)(deadline - mono_ms())) > 0) {
+		memset(pfd, 0, sizeof(pfd));
 		pfd[0].fd = j->fd;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = w->kfd;
@@ -425,10 +426,11 @@ job_linger(struct worker *w, struct job *j)
 	linger_end(w);
 	if (n <= 0)
 		return 0;
-	len = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
-	    (uint32_t)buf[2] << 8 | buf[3];
-	if (n >= TS_PROTO_LEN_SIZE && len > 0 &&
-	    (size_t)n == TS_PROTO_LEN_SIZE + (size_t)len &&
+	len = 0;
+	if (n >= TS_PROTO_LEN_SIZE)
+		len = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
+		    (uint32_t)buf[2] << 8 | buf[3];
+	if (len > 0 && (size_t)n == TS_PROTO_LEN_SIZE + (size_t)len &&
 	    (j->msg = malloc(len)) != NULL) {
 		memcpy(j->msg, buf + TS_PROTO_LEN_SIZE, len);
 		j->len = len;
