@@ -387,6 +387,28 @@ out:
 	return r;
 }
 
+int
+keystore_reserve(struct keystore *ks, const char *ref, struct ks_key **kp)
+{
+	struct ks_key *k, t;
+	size_t last;
+	int r;
+
+	*kp = NULL;
+	if ((r = keystore_lookup(ks, ref, strlen(ref), &k)) != 0)
+		return r;
+	/* Reserved keys live past nkeys, where no client lookup goes. */
+	last = ks->nkeys - 1;
+	if (k != &ks->keys[last]) {
+		t = *k;
+		*k = ks->keys[last];
+		ks->keys[last] = t;
+	}
+	ks->nkeys--;
+	*kp = &ks->keys[last];
+	return 0;
+}
+
 size_t
 keystore_count(const struct keystore *ks)
 {

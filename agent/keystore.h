@@ -55,6 +55,16 @@ int keystore_load(struct keystore *ks) __attribute__((warn_unused_result));
 int keystore_retain(struct keystore *ks, char *const *refs, size_t n,
     size_t *badp) __attribute__((warn_unused_result));
 
+/*
+ * Takes the one key ref names out of the table clients see (lookup, count,
+ * get), for the agent's own use through *kp: the TLS server key, which a
+ * client able to sign with could impersonate the agent with.  Call after
+ * keystore_retain(), before the keys are shared.  Returns 0 or the lookup
+ * error.
+ */
+int keystore_reserve(struct keystore *ks, const char *ref, struct ks_key **kp)
+    __attribute__((warn_unused_result));
+
 /* Returns the number of keys / key i (borrowed, NULL when out of range). */
 size_t keystore_count(const struct keystore *ks);
 struct ks_key *keystore_get(const struct keystore *ks, size_t i);

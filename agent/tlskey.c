@@ -300,13 +300,19 @@ tlskey_open(const char *uri, struct keystore *ks, char *const *modules,
 		r = TS_ERR_ALLOC;
 		goto out;
 	}
-	/* The agent's key table first: signing then re-logs in as needed. */
-	r = ks != NULL ? keystore_lookup(ks, uri, strlen(uri), &kk)
+	/*
+	 * The agent's key table first (signing then re-logs in as needed);
+	 * the key leaves the table clients see: whoever could sign digests
+	 * with it could sign a TLS 1.3 CertificateVerify as the agent.
+	 */
+	r = ks != NULL ? keystore_reserve(ks, uri, &kk)
 		       : TS_ERR_P11_KEY_NOT_FOUND;
 	if (r == 0) {
 		k->ks = ks;
 		k->kk = kk;
 		k->key = ks_key_p11(kk);
+		logit("TLS server key %s (key id %s) is withheld from clients",
+		    uri, ks_key_id(kk));
 	} else if (r == TS_ERR_P11_KEY_NOT_FOUND) {
 		if ((r = find_on_modules(
 			 k, uri, modules, nmodules, allowlist)) != 0) {

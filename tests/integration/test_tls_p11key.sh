@@ -134,6 +134,26 @@ grep -q 'TLS server key on the token: pkcs11:.*token=ts-second' \
 sign_over_tls
 ts_pass "client signs over mTLS; the agent's handshakes signed on the token"
 
+# The TLS key leaves the key table clients see: a client that could sign
+# digests with it could sign a CertificateVerify as the agent.
+grep -q 'TLS server key pkcs11:token=ts-second;object=p256-b (key id [0-9a-f]*) is withheld from clients' \
+    "$TS_TMP/agent1.log" || ts_fail "no withheld log: $(cat "$TS_TMP/agent1.log")"
+keys=$(TOKENSIGN_AUTH_SOCK=$TS_TMP/agent.sock "$TS_CLIENT" keys) ||
+    ts_fail "keys over the Unix socket: $keys"
+echo "$keys" | grep -q ' p256 ' || ts_fail "p256 missing from: $keys"
+! echo "$keys" | grep -q 'p256-b' || ts_fail "the TLS key is listed: $keys"
+dig=$(printf 'x' | sha256sum | cut -d' ' -f1)
+for ref in p256-b "$TOKURI"; do
+	TOKENSIGN_AUTH_SOCK=$TS_TMP/agent.sock ts_expect_fail \
+	    "raw digest with the TLS key ($ref)" 14 'key not found' \
+	    "$TS_CLIENT" agent sign --key "$ref" --digest "$dig"
+	ts_expect_fail "payload over mTLS with the TLS key ($ref)" 14 \
+	    'key not found' as runner-a agent sign --key "$ref" \
+	    --payload "$TS_TMP/p.json" -o "$TS_TMP/no.sig"
+done
+[ ! -e "$TS_TMP/no.sig" ] || ts_fail "a signature file was written"
+ts_pass "the TLS key is not listed and cannot be named by label or URI, locally or over mTLS"
+
 out=$(sclient)
 grep -q 'Verify return code: 0 (ok)' <<<"$out" ||
     ts_fail "s_client did not verify the server: $out"
