@@ -736,6 +736,43 @@ http_url_add_query(const char *url, const char *name, const char *value)
 	return out;
 }
 
+static int
+form_unreserved(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+	    c == '~';
+}
+
+char *
+http_form_encode(const char *const *kv, size_t n)
+{
+	static const char hx[] = "0123456789ABCDEF";
+	const unsigned char *p;
+	size_t i, len = 1;
+	char *out, *o;
+
+	for (i = 0; i < 2 * n; i++) /* worst case: every byte %XX */
+		len += 3 * strlen(kv[i]) + 1;
+	if ((o = out = malloc(len)) == NULL)
+		return NULL;
+	for (i = 0; i < 2 * n; i++) {
+		if (i > 0)
+			*o++ = i % 2 == 1 ? '=' : '&';
+		for (p = (const unsigned char *)kv[i]; *p != '\0'; p++) {
+			if (form_unreserved(*p))
+				*o++ = (char)*p;
+			else {
+				*o++ = '%';
+				*o++ = hx[*p >> 4];
+				*o++ = hx[*p & 15];
+			}
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 /* scheme://host:port of url into buf, for same-origin checks. */
 static int
 url_origin(const char *url, char *buf, size_t len, char *hostport, size_t hlen,

@@ -154,5 +154,12 @@ char *http_url_resolve(const char *base, const char *ref);
  * percent-encoded), using '&' when url already has a query; NULL on error.
  */
 char *http_url_add_query(const char *url, const char *name, const char *value);
+/*
+ * Returns "n1=v1&n2=v2..." for the n pairs kv[2i], kv[2i+1], every byte
+ * outside RFC 3986's unreserved set percent-encoded: an
+ * application/x-www-form-urlencoded body.  NULL when out of memory.  The
+ * caller wipes it if a value was secret.
+ */
+char *http_form_encode(const char *const *kv, size_t n);
 
 #endif /* TS_CLIENT_HTTP_H */

@@ -893,12 +893,51 @@ basic_value(const struct regcreds *c)
 	return v;
 }
 
+/*
+ * The OAuth2 form of the token request (distribution's "oauth" token
+ * spec) for an identity token, the refresh token `docker login` stores
+ * for registries that issue one: POST to the realm with
+ * grant_type=refresh_token.  Sets req's method, body and headers; *bodyp
+ * (it holds the secret) is the caller's to wipe.
+ */
+static int
+oauth_request(const struct regauth *a, const char *scope,
+    struct http_req *req, char **bodyp)
+{
+	static const char *const hdrs[] = {
+		"Content-Type: application/x-www-form-urlencoded", NULL
+	};
+	const char *kv[10];
+	size_t n = 0;
+
+	kv[n++] = "grant_type";
+	kv[n++] = "refresh_token";
+	if (a->service != NULL) {
+		kv[n++] = "service";
+		kv[n++] = a->service;
+	}
+	kv[n++] = "client_id";
+	kv[n++] = "tokensign";
+	kv[n++] = "scope";
+	kv[n++] = scope;
+	kv[n++] = "refresh_token";
+	kv[n++] = a->creds->identity_token;
+	if ((*bodyp = http_form_encode(kv, n / 2)) == NULL)
+		return TS_ERR_ALLOC;
+	req->method = "POST";
+	req->url = a->realm;
+	req->headers = hdrs;
+	req->body = *bodyp;
+	req->body_len = strlen(*bodyp);
+	return 0;
+}
+
 static int
 fetch_token(struct regauth *a, struct http_client *http, const char *scope)
 {
 	struct http_req req = { 0 };
 	struct http_resp *resp = NULL;
-	char *url = NULL, *u2 = NULL, *basic = NULL, desc[512];
+	char *url = NULL, *u2 = NULL, *basic = NULL, *form = NULL, desc[512];
 	char why[TSJSON_WHY_MAX];
 	json_t *doc = NULL, *tv;
 	const char *tok = NULL;
@@ -913,23 +952,29 @@ fetch_token(struct regauth *a, struct http_client *http, const char *scope)
 		    (MAX_TOKENS - 1) * sizeof(a->tokens[0]));
 		a->ntokens--;
 	}
-	url = a->service != NULL
-	    ? http_url_add_query(a->realm, "service", a->service)
-	    : strdup(a->realm);
-	if (url == NULL ||
-	    (u2 = http_url_add_query(url, "scope", scope)) == NULL) {
-		error("token realm '%.200s' is not a valid URL", a->realm);
-		r = TS_ERR_REG_AUTH;
-		goto out;
+	if (a->creds != NULL && a->creds->identity_token != NULL) {
+		if ((r = oauth_request(a, scope, &req, &form)) != 0)
+			goto out;
+	} else {
+		url = a->service != NULL
+		    ? http_url_add_query(a->realm, "service", a->service)
+		    : strdup(a->realm);
+		if (url == NULL ||
+		    (u2 = http_url_add_query(url, "scope", scope)) == NULL) {
+			error("token realm '%.200s' is not a valid URL",
+			    a->realm);
+			r = TS_ERR_REG_AUTH;
+			goto out;
+		}
+		if (a->creds != NULL && a->creds->username != NULL &&
+		    (basic = basic_value(a->creds)) == NULL) {
+			r = TS_ERR_ALLOC;
+			goto out;
+		}
+		req.method = "GET";
+		req.url = u2;
+		req.authorization = basic;
 	}
-	if (a->creds != NULL && a->creds->username != NULL &&
-	    (basic = basic_value(a->creds)) == NULL) {
-		r = TS_ERR_ALLOC;
-		goto out;
-	}
-	req.method = "GET";
-	req.url = u2;
-	req.authorization = basic;
 	req.max_body = HTTP_MAX_TOKEN;
 	a->token_requests++;
 	if ((r = http_do(http, &req, &resp)) != 0)
@@ -937,8 +982,11 @@ fetch_token(struct regauth *a, struct http_client *http, const char *scope)
 	if (http_resp_status(resp) != 200) {
 		http_resp_describe(resp, desc, sizeof(desc));
 		error("token service %.200s refused %s access to %.200s: %s",
-		    a->realm, basic ? "authenticated" : "anonymous", scope,
-		    desc);
+		    a->realm,
+		    form != NULL ? "the identity token's (OAuth2 refresh)"
+			: basic != NULL ? "authenticated"
+					: "anonymous",
+		    scope, desc);
 		r = TS_ERR_REG_AUTH;
 		goto out;
 	}
@@ -994,6 +1042,7 @@ out:
 	free(url);
 	free(u2);
 	freestr(basic);
+	freestr(form);
 	return r;
 }
 

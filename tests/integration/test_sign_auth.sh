@@ -107,4 +107,30 @@ ts_pass "Bearer token flow with credentials, token cached for the call"
 printf '{"auths":{"%s":{"auth":"%s"}}}' "$T" "$(printf 'bob:nope' | base64 -w0)" >"$TS_TMP/dc/config.json"
 DOCKER_CONFIG=$TS_TMP/dc ts_reg_expect_fail "Bearer with a wrong password" 12 "token service .* refused" \
     "$TS_CLIENT" sign --key "$K" "$T/tok/app:v1"
+
+# ---- identity token: the OAuth2 refresh_token grant ----
+# docker login stores {"auth": base64("<token>:"), "identitytoken": ...}
+# for registries that issue refresh tokens; the client POSTs it to the realm.
+ts_regtoken_start oauth carol 'c4rol-pass' 'rt-0f9e+8d/7c='
+O=$TS_REG_oauth_ADDR
+ts_skopeo copy -q --dest-tls-verify=false --dest-creds 'carol:c4rol-pass' \
+    "oci:$TS_TMP/t1:t" "docker://$O/tok/app:v1" >/dev/null || ts_fail "push to the OAuth2 registry"
+printf '{"auths":{"%s":{"auth":"%s","identitytoken":"rt-0f9e+8d/7c="}}}' "$O" \
+    "$(printf '<token>:' | base64 -w0)" >"$TS_TMP/dc/config.json"
+: >"$TS_TOKEN_oauth_LOG"
+DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" "$O/tok/app:v1" 2>"$TS_TMP/err" ||
+    ts_fail "sign with an identity token: $(cat "$TS_TMP/err")"
+grep -q '^POST /token ctype=application/x-www-form-urlencoded grant=refresh_token client_id=tokensign$' \
+    "$TS_TOKEN_oauth_LOG" || ts_fail "no OAuth2 refresh grant: $(cat "$TS_TOKEN_oauth_LOG")"
+! grep -q '^GET /token' "$TS_TOKEN_oauth_LOG" ||
+    ts_fail "identity token sent as a GET: $(cat "$TS_TOKEN_oauth_LOG")"
+DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" verify --key "$TS_TMP/k.pub" "$O/tok/app:v1" >/dev/null 2>"$TS_TMP/err" ||
+    ts_fail "verify with an identity token: $(cat "$TS_TMP/err")"
+! grep -q 'rt-0f9e' "$TS_TMP/err" || ts_fail "refresh token in the output"
+ts_pass "identity token exchanged through the OAuth2 refresh_token grant; sign and verify"
+printf '{"auths":{"%s":{"auth":"%s","identitytoken":"rt-revoked"}}}' "$O" \
+    "$(printf '<token>:' | base64 -w0)" >"$TS_TMP/dc/config.json"
+DOCKER_CONFIG=$TS_TMP/dc ts_reg_expect_fail "a revoked identity token" 12 \
+    "token service .* refused the identity token's \(OAuth2 refresh\) access .*invalid_grant" \
+    "$TS_CLIENT" sign --key "$K" "$O/tok/app:v1"
 ts_done

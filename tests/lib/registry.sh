@@ -134,16 +134,18 @@ ts_regfault_start() {
 	printf -v "TS_FAULT_${name}_LOG" '%s' "$dir/log"
 }
 
-# ts_regtoken_start NAME USER PASS: a token service (tests/lib/regtoken.py)
-# and a docker-registry that trusts it.  Sets TS_REG_<NAME>_ADDR and
+# ts_regtoken_start NAME USER PASS [REFRESH]: a token service
+# (tests/lib/regtoken.py) and a docker-registry that trusts it; REFRESH is
+# an OAuth2 refresh token it accepts for USER.  Sets TS_REG_<NAME>_ADDR and
 # TS_TOKEN_<NAME>_LOG.
 ts_regtoken_start() {
-	local name=$1 user=$2 pass=$3 dir="$TS_TMP/token-$1" pid port
+	local name=$1 user=$2 pass=$3 refresh=${4:-} dir="$TS_TMP/token-$1" pid port
 	mkdir -p "$dir"
 	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/key.pem" \
 	    -out "$dir/cert.pem" -days 2 -subj "/CN=ts-token-issuer" \
 	    >/dev/null 2>&1 || ts_fail "cannot make the token signing cert"
-	(umask 077; printf '%s:%s\n' "$user" "$pass" >"$dir/users")
+	(umask 077; printf '%s:%s\n' "$user" "$pass" >"$dir/users"
+	 [ -z "$refresh" ] || printf '@refresh %s %s\n' "$refresh" "$user" >>"$dir/users")
 	: >"$dir/log"
 	python3 "$TS_SRC/tests/lib/regtoken.py" "$dir/port" "$dir/key.pem" \
 	    "$dir/cert.pem" ts-token-issuer ts-registry "$dir/users" \

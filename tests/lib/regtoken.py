@@ -6,8 +6,13 @@ JWTs are RS256, signed with `openssl dgst` (no third-party Python modules),
 with the certificate in the x5c header so docker-registry's rootcertbundle
 verifies them.  Anonymous requests are refused with 401.
 
+POST /token with an application/x-www-form-urlencoded body is the OAuth2
+form (distribution's "oauth" token spec): grant_type=refresh_token with
+refresh_token, client_id and service answers {"access_token": JWT, ...};
+anything else is refused with 400 {"error": "invalid_grant"}.
+
 usage: regtoken.py PORTFILE KEY.pem CERT.pem ISSUER SERVICE USERS_FILE LOG
-USERS_FILE holds user:password lines.
+USERS_FILE holds user:password lines and "@refresh TOKEN USER" lines.
 """
 import base64
 import http.server
@@ -19,9 +24,13 @@ import urllib.parse
 
 portfile, keyf, certf, issuer, service, usersf, logf = sys.argv[1:8]
 users = {}
+refresh = {}
 for line in open(usersf):
     line = line.rstrip("\n")
-    if ":" in line:
+    if line.startswith("@refresh "):
+        _, tok, who = line.split(" ", 2)
+        refresh[tok] = who
+    elif ":" in line:
         u, p = line.split(":", 1)
         users[u] = p
 
@@ -61,6 +70,35 @@ class H(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def grant(self, user, scopes):
+        access = []
+        for s in scopes:
+            for one in s.split(" "):
+                typ, rest = one.split(":", 1)
+                name, actions = rest.rsplit(":", 1)
+                access.append({"type": typ, "name": name, "actions": actions.split(",")})
+        return jwt(user, access)
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(n).decode()
+        f = urllib.parse.parse_qs(body)
+        one = lambda k: f.get(k, [""])[0]
+        with open(logf, "a") as lf:
+            lf.write("POST %s ctype=%s grant=%s client_id=%s\n" % (
+                self.path, self.headers.get("Content-Type", ""),
+                one("grant_type"), one("client_id")))
+        if urllib.parse.urlparse(self.path).path != "/token":
+            return self.reply(404, {"error": "not found"})
+        if (self.headers.get("Content-Type", "") != "application/x-www-form-urlencoded"
+                or one("grant_type") != "refresh_token" or not one("client_id")
+                or one("service") != service
+                or one("refresh_token") not in refresh):
+            return self.reply(400, {"error": "invalid_grant"})
+        tok = self.grant(refresh[one("refresh_token")], f.get("scope", []))
+        self.reply(200, {"access_token": tok, "expires_in": 300,
+                         "scope": one("scope")})
+
     def do_GET(self):
         u = urllib.parse.urlparse(self.path)
         q = urllib.parse.parse_qs(u.query)
@@ -84,13 +122,7 @@ class H(http.server.BaseHTTPRequestHandler):
             return self.reply(401, {"errors": [{"code": "UNAUTHORIZED",
                                                 "message": "token service: bad or missing credentials"}]},
                               {"WWW-Authenticate": 'Basic realm="token"'})
-        access = []
-        for s in q.get("scope", []):
-            for one in s.split(" "):
-                typ, rest = one.split(":", 1)
-                name, actions = rest.rsplit(":", 1)
-                access.append({"type": typ, "name": name, "actions": actions.split(",")})
-        tok = jwt(user, access)
+        tok = self.grant(user, q.get("scope", []))
         self.reply(200, {"token": tok, "access_token": tok, "expires_in": 300})
 
 

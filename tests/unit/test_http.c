@@ -97,11 +97,30 @@ test_urls(void **state)
 	assert_null(http_url_add_query("not a url", "a", "b"));
 }
 
+static void
+test_form(void **state)
+{
+	const char *kv[] = { "grant_type", "refresh_token", "scope",
+		"repository:a/b:pull,push", "refresh_token", "x+y/z= \xc3\xa9~" };
+	char *f;
+
+	(void)state;
+	assert_non_null(f = http_form_encode(kv, 3));
+	assert_string_equal(f,
+	    "grant_type=refresh_token&scope=repository%3Aa%2Fb%3Apull%2Cpush"
+	    "&refresh_token=x%2By%2Fz%3D%20%C3%A9~");
+	free(f);
+	assert_non_null(f = http_form_encode(kv, 0));
+	assert_string_equal(f, "");
+	free(f);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_loopback),
+		cmocka_unit_test(test_form),
 		cmocka_unit_test(test_scheme),
 		cmocka_unit_test(test_opts),
 		cmocka_unit_test(test_urls),
