@@ -901,8 +901,8 @@ basic_value(const struct regcreds *c)
  * (it holds the secret) is the caller's to wipe.
  */
 static int
-oauth_request(const struct regauth *a, const char *scope,
-    struct http_req *req, char **bodyp)
+oauth_request(const struct regauth *a, const char *scope, struct http_req *req,
+    char **bodyp)
 {
 	static const char *const hdrs[] = {
 		"Content-Type: application/x-www-form-urlencoded", NULL
