@@ -101,7 +101,8 @@ static void
 test_form(void **state)
 {
 	const char *kv[] = { "grant_type", "refresh_token", "scope",
-		"repository:a/b:pull,push", "refresh_token", "x+y/z= \xc3\xa9~" };
+		"repository:a/b:pull,push", "refresh_token",
+		"x+y/z= \xc3\xa9~" };
 	char *f;
 
 	(void)state;
