@@ -29,6 +29,8 @@
 #define KS_MAX_PROVIDERS 16
 /* A presence check running longer than this: the token is unresponsive. */
 #define KS_TOKEN_DEADLINE_MS 2000
+/* ...looked at again this much later before the token is called hung */
+#define KS_TOKEN_GRACE_MS 20
 
 struct ks_token {
 	struct p11_token *tok;
@@ -48,6 +50,7 @@ struct ks_token {
 	atomic_uint inflight;
 	atomic_uint_fast64_t check_since_ms; /* 0: no check running */
 	atomic_uint_fast64_t progress_ms; /* last sign done / first started */
+	atomic_uint_fast64_t done_ms; /* last sign call that came back */
 	int burst; /* quick re-checks left after a reader event (ks->wmu) */
 	char serial[17]; /* the token added: another card is not it */
 	char label[33];
@@ -732,6 +735,48 @@ out:
 	return r;
 }
 
+/*
+ * Whether token t looks hung: its presence check has not come back for
+ * KS_TOKEN_DEADLINE_MS and no signature has either since the check began
+ * (a module busy with signatures can keep a check waiting on its locks
+ * for seconds; signatures coming back show it is answering), or, with n
+ * (>= token_cap) signatures in flight, none has finished for that long.
+ * Such a token takes no more, so a hung module holds only part of the
+ * worker pool and other tokens keep signing.  What looks overdue is looked
+ * at again after KS_TOKEN_GRACE_MS: a stall of the whole process (a
+ * paused VM, SIGSTOP) makes every deadline look passed at once, and the
+ * check or a signature then comes back within moments.
+ */
+static int
+ks_unresponsive(const struct keystore *ks, struct ks_token *t, unsigned n)
+{
+	struct timespec ts = { 0, KS_TOKEN_GRACE_MS * 1000000L };
+	uint64_t since, done;
+	int tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		if (tries > 0)
+			(void)nanosleep(&ts, NULL);
+		if (n == 0) {
+			since = atomic_load(&t->check_since_ms);
+			done = atomic_load(&t->done_ms);
+			if (since == 0 ||
+			    loop_now_ms() - since <= KS_TOKEN_DEADLINE_MS ||
+			    done >= since)
+				return 0;
+		} else {
+			done = atomic_load(&t->progress_ms);
+			if (ks->token_cap == 0 || n < ks->token_cap ||
+			    loop_now_ms() - done <= KS_TOKEN_DEADLINE_MS)
+				return 0;
+		}
+	}
+	debug_f("token \"%.64s\": %s", t->label,
+	    n == 0 ? "presence check overdue, no signature since"
+		   : "signatures in flight, none done");
+	return 1;
+}
+
 static int
 ks_sign(struct keystore *ks, struct ks_key *k, int hash, const uint8_t *data,
     size_t len, int message, uint8_t **sigp, size_t *siglenp)
@@ -739,27 +784,17 @@ ks_sign(struct keystore *ks, struct ks_key *k, int hash, const uint8_t *data,
 	struct ks_token *t = &ks->tokens[k->token];
 	struct p11_pin *pin = NULL;
 	int r = TS_ERR_INTERNAL, retried = 0;
-	uint64_t since;
 	unsigned gen, n;
 
 	*sigp = NULL;
 	*siglenp = 0;
-	/*
-	 * A token whose presence check has not come back for
-	 * KS_TOKEN_DEADLINE_MS is unresponsive; so is one with token_cap
-	 * signatures in flight and none finished for that long: it takes no
-	 * more, so a hung module holds only part of the worker pool and
-	 * other tokens keep signing.
-	 */
-	since = atomic_load(&t->check_since_ms);
-	if (since != 0 && loop_now_ms() - since > KS_TOKEN_DEADLINE_MS)
+	if (ks_unresponsive(ks, t, 0))
 		return TS_ERR_P11_TOKEN_BUSY;
 	n = atomic_fetch_add(&t->inflight, 1);
 	if (n == 0)
 		atomic_store(&t->progress_ms, loop_now_ms());
 	else if (ks->token_cap > 0 && n >= ks->token_cap &&
-	    loop_now_ms() - atomic_load(&t->progress_ms) >
-		KS_TOKEN_DEADLINE_MS) {
+	    ks_unresponsive(ks, t, n)) {
 		atomic_fetch_sub(&t->inflight, 1);
 		return TS_ERR_P11_TOKEN_BUSY;
 	}
@@ -801,6 +836,7 @@ ks_sign(struct keystore *ks, struct ks_key *k, int hash, const uint8_t *data,
 	}
 	p11_pin_free(pin);
 	atomic_store(&t->progress_ms, loop_now_ms());
+	atomic_store(&t->done_ms, loop_now_ms());
 	atomic_fetch_sub(&t->inflight, 1);
 	if (r == 0)
 		atomic_fetch_add_explicit(&k->sigs, 1, memory_order_relaxed);

@@ -4,7 +4,8 @@
 # "Touch your <token> to sign ..." on a terminal (only there); the per-key
 # touch_timeout ends the wait with the distinct "touch timed out"; a hung
 # token does not stop another token's keys from signing and is reported as
-# not responding.
+# not responding; a token whose presence answers are slow while its
+# signatures come back is not.
 . "$TS_SRC/tests/lib/common.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/lib/shim.sh"
@@ -83,6 +84,22 @@ t1=$(now_ms)
 ts_shim_set
 "$C" agent sign --key p256 --digest "$dig" >/dev/null || ts_fail "sign after a touch timeout"
 ts_pass "touch_timeout: 'touch timed out' after $((t1 - t0)) ms; the next signature works"
+
+# --- slow presence answers while signatures flow: not "not responding".
+# A module busy signing can keep the watcher's C_GetSlotInfo/
+# C_GetTokenInfo waiting on its locks for seconds; signatures coming back
+# show it answers (the 2 s deadline used to fail every request then).
+B=$TS_BIN/bench/agentbench
+[ -x "$B" ] || ts_fail "agentbench not built"
+ts_shim_set '[token ts-main]' info_delay_ms=3500
+out=$("$B" -c 2 -s 5 -k p256 "$TOKENSIGN_AUTH_SOCK" 2>&1) ||
+    ts_fail "signing while presence checks take 3.5 s: $out"
+grep -q ' errors 0 ' <<<"$out" || ts_fail "errors while presence checks were slow: $out"
+n=$(sed -n 's/.* sigs \([0-9]*\) errors.*/\1/p' <<<"$out")
+[ "${n:-0}" -gt 0 ] || ts_fail "no signatures: $out"
+! grep -q 'not responding' agent.log || ts_fail "reported not responding: $(grep 'not responding' agent.log)"
+ts_shim_set
+ts_pass "presence checks taking 3.5 s while $n signatures came back in 5 s: no 'not responding'"
 
 kill -TERM $pid
 wait $pid || ts_fail "agent exit status"

@@ -30,6 +30,7 @@
 #define SET_BOGUS_TYPES	   (1UL << 12)
 #define SET_FAILS	   (1UL << 13)
 #define SET_NLI_AT	   (1UL << 14)
+#define SET_INFO_DELAY	   (1UL << 15)
 
 #define FN_NAME(name) #name,
 static const char *const fn_names[FN_MAX] = { SHIM_FUNCTIONS(FN_NAME) };
@@ -450,6 +451,10 @@ parse_setting(
 		if (parse_ulong(val, 3600000UL, &v->sign_delay_ms) != 0)
 			return -1;
 		sec->set |= SET_SIGN_DELAY;
+	} else if (strcmp(key, "info_delay_ms") == 0) {
+		if (parse_ulong(val, 3600000UL, &v->info_delay_ms) != 0)
+			return -1;
+		sec->set |= SET_INFO_DELAY;
 	} else if (strcmp(key, "sign_hang") == 0) {
 		if (parse_bool(val, &v->sign_hang) != 0)
 			return -1;
@@ -610,6 +615,8 @@ overlay(struct shim_slotcfg *out, const struct shim_section *sec)
 		out->not_logged_in_at = v->not_logged_in_at;
 	if (sec->set & SET_SIGN_DELAY)
 		out->sign_delay_ms = v->sign_delay_ms;
+	if (sec->set & SET_INFO_DELAY)
+		out->info_delay_ms = v->info_delay_ms;
 	if (sec->set & SET_SIGN_HANG)
 		out->sign_hang = v->sign_hang;
 	if (sec->set & SET_HANG)

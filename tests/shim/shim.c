@@ -590,6 +590,7 @@ slot_enter(enum shim_fn fn, CK_SLOT_ID id, CK_RV absent_rv, CK_RV *rvp)
 {
 	struct slot_rt *rt;
 	struct shim_slotcfg c;
+	unsigned long delay = 0;
 	int hung = 0;
 
 	pthread_mutex_lock(&g_lock);
@@ -614,9 +615,14 @@ slot_enter(enum shim_fn fn, CK_SLOT_ID id, CK_RV absent_rv, CK_RV *rvp)
 			*rvp = absent_rv;
 			goto fault;
 		}
+		if (fn == FN_C_GetSlotInfo || fn == FN_C_GetTokenInfo)
+			delay = rt->eff.info_delay_ms;
 		break;
 	}
 	pthread_mutex_unlock(&g_lock);
+	/* a module slow to answer about its slot (busy, locked inside) */
+	if (delay > 0)
+		sleep_ms(delay);
 	return 0;
 fault:
 	count_fault_locked(fn, *rvp);

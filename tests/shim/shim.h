@@ -125,6 +125,7 @@ struct shim_slotcfg {
 	unsigned long not_logged_in; /* counter: a change logs out once */
 	enum shim_fn not_logged_in_at; /* where the one error lands */
 	unsigned long sign_delay_ms;
+	unsigned long info_delay_ms; /* C_GetSlotInfo, C_GetTokenInfo */
 	int sign_hang;
 	int hang;
 	CK_FLAGS pin_flags;
