@@ -262,7 +262,12 @@ conn_process(struct conn *c)
 		/* The worker sends the reply itself: one hand-off less. */
 		j->write = plain_write;
 		j->fd = c->fd;
-		j->linger = !c->m->shutting_down;
+		/*
+		 * The worker may serve the next request itself only if it
+		 * is the next in the stream: not with frames still buffered
+		 * here (a pipelining client).
+		 */
+		j->linger = !c->m->shutting_down && wbuf_len(c->in) == 0;
 	}
 	if (len > c->big)
 		c->big = len;

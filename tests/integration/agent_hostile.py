@@ -226,6 +226,15 @@ expect_type(c, 126, "1st of 3 frames in one write")
 expect_type(c, 124, "2nd of 3 frames in one write")
 expect_type(c, 123, "3rd of 3 frames in one write")
 ok("3 frames in one write answered in order")
+# Frames already buffered by the loop come before anything the client
+# sends after the first reply, whoever reads the socket then.
+for i in range(20):
+    c.sendall(frame(107) + sign_frame(20 + i))
+    expect_type(c, 126, "1st of a pair (round %d)" % i)
+    c.sendall(frame(101))
+    expect_type(c, 124, "2nd of the pair, buffered before the next write (round %d)" % i)
+    expect_type(c, 123, "the frame sent after the 1st reply (round %d)" % i)
+ok("a buffered frame is answered before one sent later (20 rounds)")
 f = sign_frame(11)
 c.sendall(frame(107) + f[:20]); time.sleep(0.01); c.sendall(f[20:])
 expect_type(c, 126, "frame followed by a partial one")
