@@ -1032,6 +1032,14 @@ http_do(
 			goto out;
 		}
 		/* never send credentials to another origin (5.3) */
+		if (cur.body_secret && cur.body != NULL &&
+		    strcmp(origin, origin0) != 0) {
+			error("%s %.200s: redirected to %.200s; not sending "
+			      "the credential in the body to another origin",
+			    method, req->url, origin);
+			rr = TS_ERR_REG_AUTH;
+			goto out;
+		}
 		if (auth != NULL && strcmp(origin, origin0) != 0) {
 			debug_f("redirected to %.200s: dropping Authorization",
 			    origin);

@@ -58,6 +58,7 @@ struct http_req {
 	const char *authorization; /* value of Authorization, or NULL */
 	const void *body;
 	size_t body_len;
+	int body_secret; /* the body carries a credential: same origin only */
 	size_t max_body; /* cap for the reply body; 0: HTTP_MAX_ERROR */
 };
 

@@ -929,6 +929,7 @@ oauth_request(const struct regauth *a, const char *scope, struct http_req *req,
 	req->headers = hdrs;
 	req->body = *bodyp;
 	req->body_len = strlen(*bodyp);
+	req->body_secret = 1;
 	return 0;
 }
 

@@ -133,4 +133,20 @@ printf '{"auths":{"%s":{"auth":"%s","identitytoken":"rt-revoked"}}}' "$O" \
 DOCKER_CONFIG=$TS_TMP/dc ts_reg_expect_fail "a revoked identity token" 12 \
     "token service .* refused the identity token's \(OAuth2 refresh\) access .*invalid_grant" \
     "$TS_CLIENT" sign --key "$K" "$O/tok/app:v1"
+# A realm that redirects the POST to another origin: the refresh token in
+# the body must not follow.
+ts_regtoken_start oauthr dave 'd4ve-pass' 'rt-redirected' /token307
+R=$TS_REG_oauthr_ADDR
+ts_skopeo copy -q --dest-tls-verify=false --dest-creds 'dave:d4ve-pass' \
+    "oci:$TS_TMP/t1:t" "docker://$R/tok/app:v1" >/dev/null || ts_fail "push to the redirecting registry"
+printf '{"auths":{"%s":{"auth":"%s","identitytoken":"rt-redirected"}}}' "$R" \
+    "$(printf '<token>:' | base64 -w0)" >"$TS_TMP/dc/config.json"
+: >"$TS_TOKEN_oauthr_LOG"
+DOCKER_CONFIG=$TS_TMP/dc ts_reg_expect_fail "identity token realm redirecting to another origin" 12 \
+    "redirected to http://localhost:[0-9]+; not sending the credential in the body to another origin" \
+    "$TS_CLIENT" sign --key "$K" "$R/tok/app:v1"
+grep -q '^POST /token307 ' "$TS_TOKEN_oauthr_LOG" || ts_fail "no POST to the realm: $(cat "$TS_TOKEN_oauthr_LOG")"
+! grep -q '^POST /token ' "$TS_TOKEN_oauthr_LOG" ||
+    ts_fail "the refresh token followed the redirect: $(cat "$TS_TOKEN_oauthr_LOG")"
+ts_pass "the refresh token is not sent on to the redirect's other origin"
 ts_done

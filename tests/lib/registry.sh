@@ -134,12 +134,14 @@ ts_regfault_start() {
 	printf -v "TS_FAULT_${name}_LOG" '%s' "$dir/log"
 }
 
-# ts_regtoken_start NAME USER PASS [REFRESH]: a token service
+# ts_regtoken_start NAME USER PASS [REFRESH [REALM_PATH]]: a token service
 # (tests/lib/regtoken.py) and a docker-registry that trusts it; REFRESH is
-# an OAuth2 refresh token it accepts for USER.  Sets TS_REG_<NAME>_ADDR and
+# an OAuth2 refresh token it accepts for USER; REALM_PATH (default /token)
+# is the realm the registry names.  Sets TS_REG_<NAME>_ADDR and
 # TS_TOKEN_<NAME>_LOG.
 ts_regtoken_start() {
-	local name=$1 user=$2 pass=$3 refresh=${4:-} dir="$TS_TMP/token-$1" pid port
+	local name=$1 user=$2 pass=$3 refresh=${4:-} realm=${5:-/token}
+	local dir="$TS_TMP/token-$1" pid port
 	mkdir -p "$dir"
 	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/key.pem" \
 	    -out "$dir/cert.pem" -days 2 -subj "/CN=ts-token-issuer" \
@@ -155,7 +157,7 @@ ts_regtoken_start() {
 	TS_WAIT=10 ts_wait_for test -s "$dir/port" || ts_fail "token service did not start"
 	port=$(cat "$dir/port")
 	printf -v "TS_TOKEN_${name}_LOG" '%s' "$dir/log"
-	ts_registry_start_token "$name" "http://127.0.0.1:$port/token" "$dir/cert.pem"
+	ts_registry_start_token "$name" "http://127.0.0.1:$port$realm" "$dir/cert.pem"
 }
 
 # ts_reg_expect_fail DESC EXPECTED_RC PATTERN CMD...: as ts_expect_fail in

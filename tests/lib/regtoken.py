@@ -6,6 +6,7 @@ JWTs are RS256, signed with `openssl dgst` (no third-party Python modules),
 with the certificate in the x5c header so docker-registry's rootcertbundle
 verifies them.  Anonymous requests are refused with 401.
 
+POST /token307 redirects (307) to /token on another origin.
 POST /token with an application/x-www-form-urlencoded body is the OAuth2
 form (distribution's "oauth" token spec): grant_type=refresh_token with
 refresh_token, client_id and service answers {"access_token": JWT, ...};
@@ -88,7 +89,13 @@ class H(http.server.BaseHTTPRequestHandler):
             lf.write("POST %s ctype=%s grant=%s client_id=%s\n" % (
                 self.path, self.headers.get("Content-Type", ""),
                 one("grant_type"), one("client_id")))
-        if urllib.parse.urlparse(self.path).path != "/token":
+        path = urllib.parse.urlparse(self.path).path
+        if path == "/token307":
+            # to another origin (same server, other host name): a client
+            # must not follow with the refresh token in the body
+            return self.reply(307, {}, {"Location": "http://localhost:%d/token"
+                                        % self.server.server_address[1]})
+        if path != "/token":
             return self.reply(404, {"error": "not found"})
         if (self.headers.get("Content-Type", "") != "application/x-www-form-urlencoded"
                 or one("grant_type") != "refresh_token" or not one("client_id")
@@ -105,7 +112,7 @@ class H(http.server.BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         with open(logf, "a") as f:
             f.write("GET %s auth=%s\n" % (u.path, auth.split(" ")[0] if auth else "none"))
-        if u.path != "/token":
+        if u.path not in ("/token", "/token307"):  # GET is not redirected
             return self.reply(404, {"error": "not found"})
         if q.get("service", [""])[0] != service:
             return self.reply(400, {"error": "bad service"})
