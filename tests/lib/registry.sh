@@ -54,8 +54,12 @@ CFG
 		docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
 		pid=$!
 		ts_bg_track "$pid"
-		# Ready when /v2/ answers at all (200, or 401 with auth on).
-		if ts_wait_for _ts_registry_ping "$host" "$port"; then
+		# Ready when /v2/ answers at all (200, or 401 with auth on) and
+		# the answer was ours: a registry that lost the port to another
+		# test's (the port was free when probed) exits at once, while
+		# the other one answers the ping.
+		if ts_wait_for _ts_registry_ping "$host" "$port" &&
+		    sleep 0.3 && kill -0 "$pid" 2>/dev/null; then
 			break
 		fi
 		kill "$pid" 2>/dev/null || true
