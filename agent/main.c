@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -41,6 +42,7 @@
 #include "common/secmem.h"
 #include "common/xmalloc.h"
 #include "pkcs11/provider.h"
+#include "pkcs11/uri.h"
 
 #define AGENT_STOP_GRACE_MS 5000
 #define AGENT_MAX_CLI	    128
@@ -86,6 +88,33 @@ usage(FILE *f)
 	    "           [--policy FILE] [--listen tls://ADDR:PORT --tls-cert F "
 	    "--tls-key F|pkcs11:URI\n"
 	    "            --client-ca F [--crl F] [--tls12]]\n");
+}
+
+/*
+ * A PKCS#11 URI given on the command line must not carry pin-value: argv
+ * is readable by every user (/proc/PID/cmdline).  As `tokensign pkcs11`
+ * does; a URI that does not parse is left for the real parse to judge.
+ */
+static void
+cli_uri_check(const char *opt, const char *value)
+{
+	struct p11_uri *uri = NULL;
+	char err[P11_URI_ERRBUF_SIZE];
+	int pin;
+
+	if (strncasecmp(value, "pkcs11:", 7) != 0 ||
+	    p11_uri_parse(value, &uri, err, sizeof(err)) != 0)
+		return;
+	pin = p11_uri_get(uri, P11_URI_PIN_VALUE) != NULL;
+	p11_uri_free(uri);
+	if (pin) {
+		fprintf(stderr,
+		    "tokensign-agent: --%s: refusing a URI with pin-value on "
+		    "the command line (other users can read it); use "
+		    "--pin-source FILE or --pin-env VAR\n",
+		    opt);
+		exit(2);
+	}
 }
 
 static void
@@ -526,6 +555,7 @@ main(int argc, char **argv)
 			cli_add(&a, "module_allow", optarg);
 			break;
 		case 'T':
+			cli_uri_check("token", optarg);
 			cli_add(&a, "token", optarg);
 			break;
 		case 'P':
@@ -546,9 +576,11 @@ main(int argc, char **argv)
 			cli_add(&a, "audit", optarg);
 			break;
 		case 'C':
+			cli_uri_check("confirm", optarg);
 			cli_add(&a, "confirm", optarg);
 			break;
 		case 'K':
+			cli_uri_check("key", optarg);
 			cli_add(&a, "key", optarg);
 			break;
 		case 'U':
@@ -570,6 +602,7 @@ main(int argc, char **argv)
 			a.tlsopt.cert_file = optarg;
 			break;
 		case 1003:
+			cli_uri_check("tls-key", optarg);
 			a.tlsopt.key_file = optarg;
 			break;
 		case 1004:

@@ -311,8 +311,9 @@ tlskey_open(const char *uri, struct keystore *ks, char *const *modules,
 		k->ks = ks;
 		k->kk = kk;
 		k->key = ks_key_p11(kk);
+		/* the canonical URI: the one given may carry pin-value */
 		logit("TLS server key %s (key id %s) is withheld from clients",
-		    uri, ks_key_id(kk));
+		    p11_key_uri(k->key), ks_key_id(kk));
 	} else if (r == TS_ERR_P11_KEY_NOT_FOUND) {
 		if ((r = find_on_modules(
 			 k, uri, modules, nmodules, allowlist)) != 0) {

@@ -89,6 +89,13 @@ ts_agent_stop
 ts_expect_fail "--key naming no key refused at start" 1 'key "nosuch": key not found' \
     "$TS_AGENT" -D -a "$TS_TMP/k.sock" --module "$TS_MODULE" \
     --pin-source "$TS_PIN_FILE" --key nosuch
+for opt in token key confirm tls-key; do
+	ts_expect_fail "--$opt URI with pin-value refused" 2 \
+	    "--$opt: refusing a URI with pin-value on the command line" \
+	    "$TS_AGENT" -D -a "$TS_TMP/k.sock" --module "$TS_MODULE" \
+	    --pin-source "$TS_PIN_FILE" --$opt 'pkcs11:token=ts-main?pin-value=1234'
+done
+[ ! -e "$TS_TMP/k.sock" ] || ts_fail "an agent started with a pin-value URI"
 
 # systemd socket activation + sd_notify READY=1.
 command -v systemd-socket-activate >/dev/null || { ts_done; exit 0; }
