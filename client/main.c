@@ -9,6 +9,7 @@
 
 #include "client/commands.h"
 #include "common/log.h"
+#include "pkcs11/uri.h"
 
 struct cmd_entry {
 	const char *name;
@@ -48,12 +49,49 @@ usage(FILE *f)
 	    "options.\n");
 }
 
+/*
+ * Returns 1 when an argument holds a PKCS#11 URI carrying pin-value
+ * ("--key", "--key=pkcs11:...", a positional URI): argv is readable by
+ * every user (/proc/PID/cmdline), so such a PIN has already leaked and
+ * must not be used or encouraged.
+ */
+static int
+argv_has_pin_value(int argc, char **argv)
+{
+	struct p11_uri *uri;
+	char err[P11_URI_ERRBUF_SIZE];
+	const char *u;
+	int i, pin;
+
+	for (i = 1; i < argc; i++) {
+		if ((u = strcasestr(argv[i], "pkcs11:")) == NULL ||
+		    strcasestr(u, "pin-value") == NULL)
+			continue;
+		uri = NULL;
+		if (p11_uri_parse(u, &uri, err, sizeof(err)) != 0)
+			continue; /* the command reports a bad URI */
+		pin = p11_uri_get(uri, P11_URI_PIN_VALUE) != NULL;
+		p11_uri_free(uri);
+		if (pin)
+			return 1;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	size_t i;
 
 	ts_log_init("tokensign", TS_LOG_INFO, 0);
+	if (argv_has_pin_value(argc, argv)) {
+		fprintf(stderr,
+		    "tokensign: refusing a URI with pin-value on the command "
+		    "line (other users can read it); the agent holds the PIN "
+		    "(--pin-source), and tokensign pkcs11 takes --pin-source "
+		    "FILE or --pin-env VAR\n");
+		return TS_EXIT_USAGE;
+	}
 	/* Global agent options (issue 5): --agent, --tls-cert/key/ca. */
 	while (argc >= 3 && strncmp(argv[1], "--", 2) == 0) {
 		static const char *const glob[][2] = {

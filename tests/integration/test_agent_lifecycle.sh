@@ -96,6 +96,11 @@ for opt in token key confirm tls-key; do
 	    --pin-source "$TS_PIN_FILE" --$opt 'pkcs11:token=ts-main?pin-value=1234'
 done
 [ ! -e "$TS_TMP/k.sock" ] || ts_fail "an agent started with a pin-value URI"
+ts_expect_fail "client --key URI with pin-value refused" 2 \
+    'tokensign: refusing a URI with pin-value on the command line' \
+    "$TS_CLIENT" agent sign --key 'pkcs11:object=p256?pin-value=1234' --digest "$(printf '%064d' 1)"
+ts_expect_fail "client --key=URI with pin-value refused" 2 'refusing a URI with pin-value' \
+    "$TS_CLIENT" public-key --key='PKCS11:object=p256?pin-value=1234'
 
 # systemd socket activation + sd_notify READY=1.
 command -v systemd-socket-activate >/dev/null || { ts_done; exit 0; }
