@@ -111,12 +111,18 @@ DOCKER_CONFIG=$TS_TMP/dc ts_reg_expect_fail "Bearer with a wrong password" 12 "t
 # ---- identity token: the OAuth2 refresh_token grant ----
 # docker login stores {"auth": base64("<token>:"), "identitytoken": ...}
 # for registries that issue refresh tokens; the client POSTs it to the realm.
+idtoken_config() { # ADDR REFRESH: docker config.json with an identity token
+	printf '{"auths":{"%s":{"auth":"%s","identitytoken":"%s"}}}' "$1" \
+	    "$(printf '<token>:' | base64 -w0)" "$2" >"$TS_TMP/dc/config.json"
+}
+push_as() { # USER:PASS ADDR
+	ts_skopeo copy -q --dest-tls-verify=false --dest-creds "$1" \
+	    "oci:$TS_TMP/t1:t" "docker://$2/tok/app:v1" >/dev/null || ts_fail "push to $2"
+}
 ts_regtoken_start oauth carol 'c4rol-pass' 'rt-0f9e+8d/7c='
 O=$TS_REG_oauth_ADDR
-ts_skopeo copy -q --dest-tls-verify=false --dest-creds 'carol:c4rol-pass' \
-    "oci:$TS_TMP/t1:t" "docker://$O/tok/app:v1" >/dev/null || ts_fail "push to the OAuth2 registry"
-printf '{"auths":{"%s":{"auth":"%s","identitytoken":"rt-0f9e+8d/7c="}}}' "$O" \
-    "$(printf '<token>:' | base64 -w0)" >"$TS_TMP/dc/config.json"
+push_as 'carol:c4rol-pass' "$O"
+idtoken_config "$O" 'rt-0f9e+8d/7c='
 : >"$TS_TOKEN_oauth_LOG"
 DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" sign --key "$K" "$O/tok/app:v1" 2>"$TS_TMP/err" ||
     ts_fail "sign with an identity token: $(cat "$TS_TMP/err")"
@@ -128,8 +134,7 @@ DOCKER_CONFIG=$TS_TMP/dc "$TS_CLIENT" verify --key "$TS_TMP/k.pub" "$O/tok/app:v
     ts_fail "verify with an identity token: $(cat "$TS_TMP/err")"
 ! grep -q 'rt-0f9e' "$TS_TMP/err" || ts_fail "refresh token in the output"
 ts_pass "identity token exchanged through the OAuth2 refresh_token grant; sign and verify"
-printf '{"auths":{"%s":{"auth":"%s","identitytoken":"rt-revoked"}}}' "$O" \
-    "$(printf '<token>:' | base64 -w0)" >"$TS_TMP/dc/config.json"
+idtoken_config "$O" rt-revoked
 DOCKER_CONFIG=$TS_TMP/dc ts_reg_expect_fail "a revoked identity token" 12 \
     "token service .* refused the identity token's \(OAuth2 refresh\) access .*invalid_grant" \
     "$TS_CLIENT" sign --key "$K" "$O/tok/app:v1"
@@ -137,10 +142,8 @@ DOCKER_CONFIG=$TS_TMP/dc ts_reg_expect_fail "a revoked identity token" 12 \
 # the body must not follow.
 ts_regtoken_start oauthr dave 'd4ve-pass' 'rt-redirected' /token307
 R=$TS_REG_oauthr_ADDR
-ts_skopeo copy -q --dest-tls-verify=false --dest-creds 'dave:d4ve-pass' \
-    "oci:$TS_TMP/t1:t" "docker://$R/tok/app:v1" >/dev/null || ts_fail "push to the redirecting registry"
-printf '{"auths":{"%s":{"auth":"%s","identitytoken":"rt-redirected"}}}' "$R" \
-    "$(printf '<token>:' | base64 -w0)" >"$TS_TMP/dc/config.json"
+push_as 'dave:d4ve-pass' "$R"
+idtoken_config "$R" rt-redirected
 : >"$TS_TOKEN_oauthr_LOG"
 DOCKER_CONFIG=$TS_TMP/dc ts_reg_expect_fail "identity token realm redirecting to another origin" 12 \
     "redirected to http://localhost:[0-9]+; not sending the credential in the body to another origin" \
