@@ -50,8 +50,10 @@ ts_pass "no terminal: the notice is skipped, the signature comes"
 
 # --- a hung token: the other token's key keeps signing
 ts_shim_set '[token ts-main]' hang=1
+hung=()
 for i in 1 2 3; do
 	"$C" agent sign --key p256 --digest "$dig" >/dev/null 2>"hung.$i" &
+	hung+=($!)
 	ts_bg_track $!
 done
 sleep 0.5
@@ -73,6 +75,11 @@ ts_shim_set
 ts_wait_for "$C" agent sign --key p256 --digest "$dig" ||
     ts_fail "ts-main does not sign after it answers again"
 ts_pass "ts-main signs again once the module answers"
+# The 3 released signatures must be done before the next control file:
+# on a loaded machine one still on its way into C_Sign would take the
+# next test's 6 s "touch" too, and 3 in flight with none done for 2 s
+# is what the agent calls hung.
+for p in "${hung[@]}"; do wait "$p" 2>/dev/null || true; done
 # --- touch timeout (2 s for p256): distinct error, then signing again
 ts_shim_set '[token ts-main]' sign_delay_ms=6000
 t0=$(now_ms)
