@@ -14,19 +14,18 @@ ts_softhsm_setup p256
 ts_shim_setup
 cd "$TS_TMP"
 C=$TS_CLIENT
-ALLOW="$(dirname "$(readlink -f "$TS_SHIM")")/*"
 dig=$(printf '%064x' 7)
 sign() { "$C" agent sign --key "${1:-p256}" --digest "$dig" >/dev/null; }
 agent() {
 	exec "$TS_AGENT" -D -a "$TS_TMP/a.sock" --module "$TS_SHIM" \
-	    --module-allow "$ALLOW" --pin-source "$TS_PIN_FILE" "$@"
+	    --module-allow "$TS_SHIM_ALLOW" --pin-source "$TS_PIN_FILE" "$@"
 }
 
 # --- start-up on the final try: refused, no C_Login
 ts_shim_set '[token ts-main]' pin_flags=final_try
 rc=0
 timeout 20 "$TS_AGENT" -D -a "$TS_TMP/a.sock" --module "$TS_SHIM" \
-    --module-allow "$ALLOW" --token 'pkcs11:token=ts-main' \
+    --module-allow "$TS_SHIM_ALLOW" --token 'pkcs11:token=ts-main' \
     --pin-source "$TS_PIN_FILE" >/dev/null 2>start.log || rc=$?
 [ "$rc" != 0 ] || ts_fail "agent started spending the last PIN try"
 grep -q '1 try left' start.log || ts_fail "no '1 try left': $(cat start.log)"
@@ -50,7 +49,7 @@ printf 'pin_final_try maybe\n' > bad.conf
 chmod 600 bad.conf
 ts_expect_fail "bad pin_final_try value" 2 'pin_final_try is allow or refuse' \
     "$TS_AGENT" -D -a "$TS_TMP/b.sock" --module "$TS_SHIM" \
-    --module-allow "$ALLOW" --pin-source "$TS_PIN_FILE" --config "$TS_TMP/bad.conf"
+    --module-allow "$TS_SHIM_ALLOW" --pin-source "$TS_PIN_FILE" --config "$TS_TMP/bad.conf"
 
 # --- running agent, logged out by the card, now on its final try: no try spent
 ts_shim_set

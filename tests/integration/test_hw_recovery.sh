@@ -15,15 +15,14 @@ ts_softhsm_setup p256
 ts_shim_setup
 cd "$TS_TMP"
 C=$TS_CLIENT
-ALLOW="$(dirname "$(readlink -f "$TS_SHIM")")/*"
 dig=$(printf '%064x' 7)
 sign() { "$C" agent sign --key "${1:-p256}" --digest "$dig" >/dev/null; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 NP='is not present — insert it'
 
-TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$ALLOW"
+TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$TS_SHIM_ALLOW"
 pid0=$TS_AGENT_PID
-serial=$("$C" pkcs11 tokens --module "$TS_SHIM" --allow-module "$ALLOW" 2>/dev/null |
+serial=$("$C" pkcs11 tokens --module "$TS_SHIM" --allow-module "$TS_SHIM_ALLOW" 2>/dev/null |
     awk "/token 'ts-main' serial/ { print \$NF; exit }")
 [ -n "$serial" ] || ts_fail "no serial for ts-main"
 
@@ -128,7 +127,7 @@ ts_agent_stop
 # --- env PIN: held in locked memory, used again after a reinsertion
 sock=$TS_TMP/env.sock
 TS_TEST_PIN=$TS_PIN "$TS_AGENT" -D -a "$sock" --module "$TS_SHIM" \
-    --module-allow "$ALLOW" --pin-env TS_TEST_PIN \
+    --module-allow "$TS_SHIM_ALLOW" --pin-env TS_TEST_PIN \
     >/dev/null 2>>"$TS_TMP/agent-env.log" &
 pid=$!
 ts_bg_track $pid

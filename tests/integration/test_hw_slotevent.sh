@@ -12,7 +12,6 @@ ts_softhsm_setup p256
 ts_shim_setup
 cd "$TS_TMP"
 C=$TS_CLIENT
-ALLOW="$(dirname "$(readlink -f "$TS_SHIM")")/*"
 now_ms() { date +%s%3N; }
 status_until() { # PATTERN TIMEOUT_MS: prints ms
 	local t0 line
@@ -28,7 +27,7 @@ printf 'presence_poll_ms 0\npcsc_watch no\n' > events.conf
 chmod 600 events.conf
 
 # --- slot events only
-TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$ALLOW" --config "$TS_TMP/events.conf"
+TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$TS_SHIM_ALLOW" --config "$TS_TMP/events.conf"
 ts_shim_set '[token ts-main]' present=0
 ms=$(status_until absent 3000) || ts_fail "slot event: removal not seen: $ms"
 [ "$ms" -lt 1000 ] || ts_fail "removal seen after $ms ms"
@@ -41,7 +40,7 @@ ts_agent_stop
 
 # --- a module without slot events and polling off: nothing notices...
 ts_shim_set slot_events=0
-TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$ALLOW" --config "$TS_TMP/events.conf"
+TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$TS_SHIM_ALLOW" --config "$TS_TMP/events.conf"
 ts_shim_set slot_events=0 '[token ts-main]' present=0
 sleep 1
 "$C" agent status | grep -q '^token: ts-main present' ||
@@ -54,7 +53,7 @@ ts_agent_stop
 
 # --- without slot events the periodic check finds it
 ts_shim_set slot_events=0
-TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$ALLOW"
+TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$TS_SHIM_ALLOW"
 ts_shim_set slot_events=0 '[token ts-main]' present=0
 ms=$(status_until absent 3000) || ts_fail "poll: removal not seen: $ms"
 [ "$ms" -lt 1000 ] || ts_fail "poll: removal seen after $ms ms"

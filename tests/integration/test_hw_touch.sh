@@ -15,14 +15,13 @@ ts_softhsm_setup p256
 ts_shim_setup
 cd "$TS_TMP"
 C=$TS_CLIENT
-ALLOW="$(dirname "$(readlink -f "$TS_SHIM")")/*"
 dig=$(printf '%064x' 7)
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 export TOKENSIGN_AUTH_SOCK=$TS_TMP/a.sock
 printf 'touch_timeout p256 2\n' > agent.conf
 chmod 600 agent.conf
 "$TS_AGENT" -D -a "$TOKENSIGN_AUTH_SOCK" --module "$TS_SHIM" \
-    --module-allow "$ALLOW" --pin-source "$TS_PIN_FILE" \
+    --module-allow "$TS_SHIM_ALLOW" --pin-source "$TS_PIN_FILE" \
     --config "$TS_TMP/agent.conf" >/dev/null 2>agent.log &
 pid=$!
 ts_bg_track $pid

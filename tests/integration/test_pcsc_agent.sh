@@ -17,7 +17,6 @@ ts_shim_setup
 ts_pcsc_bridge_shim ts-main
 cd "$TS_TMP"
 C=$TS_CLIENT
-ALLOW="$(dirname "$(readlink -f "$TS_SHIM")")/*"
 dig=$(printf '%064x' 7)
 now_ms() { date +%s%3N; }
 sign() { "$C" agent sign --key p256 --digest "$dig" >/dev/null; }
@@ -39,7 +38,7 @@ TS_WAIT=5 ts_wait_for grep -q 'present = 1' "$TS_TMP/pcsc/shim-bridge.control" |
     ts_fail "bridge did not follow the insertion"
 printf 'presence_poll_ms 0\n' > agent.conf
 chmod 600 agent.conf
-TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$ALLOW" --config "$TS_TMP/agent.conf"
+TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$TS_SHIM_ALLOW" --config "$TS_TMP/agent.conf"
 "$C" agent status | grep -q '^token: ts-main present, logged in' ||
     ts_fail "start: $("$C" agent status)"
 sign || ts_fail "sign with the card in"

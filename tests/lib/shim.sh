@@ -4,6 +4,7 @@
 # Source after common.sh and softhsm.sh, and after ts_softhsm_setup:
 #   ts_shim_setup          exports TS_SHIM (libtsshim.so path; load it as
 #                          the PKCS#11 module instead of $TS_MODULE),
+#                          TS_SHIM_ALLOW (the --module-allow pattern for it),
 #                          TS_SHIM_TARGET, TS_SHIM_CONTROL, TS_SHIM_STATS
 #                          (all inherited by the agent started afterwards)
 #   ts_shim_set LINE...    replace the (first) control file atomically, one LINE
@@ -23,6 +24,9 @@ ts_shim_setup() {
 	TS_SHIM=$TS_BIN/tests/shim/libtsshim.so
 	[ -f "$TS_SHIM" ] || ts_fail "shim: $TS_SHIM not built"
 	export TS_SHIM
+	# the agent's --module-allow pattern that admits the shim
+	TS_SHIM_ALLOW="$(dirname "$(readlink -f "$TS_SHIM")")/*"
+	export TS_SHIM_ALLOW
 	export TS_SHIM_TARGET=$TS_MODULE
 	export TS_SHIM_CONTROL=$TS_TMP/shim.control
 	export TS_SHIM_STATS=$TS_TMP/shim.stats
