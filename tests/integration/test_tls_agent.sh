@@ -15,6 +15,7 @@
 . "$TS_SRC/tests/lib/common.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/lib/pki.sh"
+. "$TS_SRC/tests/lib/agent.sh"
 [ -x "$TS_AGENT" ] || { echo "no agent binary"; exit 77; }
 ts_softhsm_setup p256
 ts_pki_setup
@@ -37,16 +38,9 @@ cat >"$policy" <<'EOF'
   "repositories": "**"}
 ]}
 EOF
-audit=$TS_TMP/audit.jsonl
-"$TS_AGENT" -D -a "$TS_TMP/agent.sock" --module "$TS_MODULE" \
-    --pin-source "$TS_PIN_FILE" --audit "$audit" \
-    --listen "tls://127.0.0.1:$port" --tls-cert "$P/server.pem" \
-    --tls-key "$P/server.key" --client-ca "$P/ca.pem" --crl "$P/crl.pem" \
-    --policy "$policy" >/dev/null 2>"$TS_TMP/agent.log" &
-agent_pid=$!
-ts_bg_track $agent_pid
-ts_wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" ||
-    ts_fail "agent did not listen: $(cat "$TS_TMP/agent.log")"
+ts_tls_agent_start agent "$port" "$policy" --crl "$P/crl.pem"
+agent_pid=$TS_TLS_AGENT_PID
+audit=$TS_TMP/agent.audit
 
 as() { # as NAME CMD...: run the client with NAME's certificate
 	local who=$1

@@ -6,6 +6,7 @@
 . "$TS_SRC/tests/lib/common.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/lib/pki.sh"
+. "$TS_SRC/tests/lib/agent.sh"
 [ -x "$TS_AGENT" ] || { echo "no agent binary"; exit 77; }
 [ -x "$TS_BIN/bench/tlsbench" ] || { echo "no tlsbench"; exit 77; }
 read -r clients count <<<"${TS_TLS_LOAD:-200 200}"
@@ -19,16 +20,9 @@ cat >"$TS_TMP/policy.json" <<'POL'
   "keys": "*", "repositories": "registry.example.com/**"},
  {"name": "local", "match": {"transport": "unix"}, "keys": "*"}]}
 POL
-audit=$TS_TMP/audit.jsonl
-"$TS_AGENT" -D -a "$TS_TMP/agent.sock" --module "$TS_MODULE" \
-    --pin-source "$TS_PIN_FILE" --audit "$audit" \
-    --listen "tls://127.0.0.1:$port" --tls-cert "$P/server.pem" \
-    --tls-key "$P/server.key" --client-ca "$P/ca.pem" --crl "$P/crl.pem" \
-    --policy "$TS_TMP/policy.json" >/dev/null 2>"$TS_TMP/agent.log" &
-agent_pid=$!
-ts_bg_track $agent_pid
-ts_wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" ||
-    ts_fail "agent did not listen: $(cat "$TS_TMP/agent.log")"
+ts_tls_agent_start agent "$port" "$TS_TMP/policy.json" --crl "$P/crl.pem"
+agent_pid=$TS_TLS_AGENT_PID
+audit=$TS_TMP/agent.audit
 key=$(TOKENSIGN_AGENT= TOKENSIGN_AUTH_SOCK=$TS_TMP/agent.sock "$TS_CLIENT" keys |
     awk '$4 == "p256" { print $1 }')
 printf '{"critical":{"identity":{"docker-reference":"registry.example.com/load"},"image":{"docker-manifest-digest":"sha256:%064d"},"type":"cosign container image signature"},"optional":null}' 9 \

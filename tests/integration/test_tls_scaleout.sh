@@ -9,6 +9,7 @@
 . "$TS_SRC/tests/lib/common.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/lib/pki.sh"
+. "$TS_SRC/tests/lib/agent.sh"
 . "$TS_SRC/tests/lib/haproxy.sh"
 [ -x "$TS_AGENT" ] || { echo "no agent binary"; exit 77; }
 ts_softhsm_setup p256
@@ -27,20 +28,12 @@ cat >"$TS_TMP/policy.json" <<'EOF'
 EOF
 
 start_agent() { # start_agent NAME PORT
-	"$TS_AGENT" -D -a "$TS_TMP/$1.sock" --module "$TS_MODULE" \
-	    --pin-source "$TS_PIN_FILE" --audit "$TS_TMP/$1.audit" \
-	    --listen "tls://127.0.0.1:$2" --tls-cert "$P/server.pem" \
-	    --tls-key "$P/server.key" --client-ca "$P/ca.pem" \
-	    --crl "$P/crl.pem" --policy "$TS_TMP/policy.json" \
-	    >/dev/null 2>"$TS_TMP/$1.log" &
-	ts_bg_track $!
-	ts_wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$2" ||
-	    ts_fail "agent $1 did not start: $(cat "$TS_TMP/$1.log")"
+	ts_tls_agent_start "$1" "$2" "$TS_TMP/policy.json" --crl "$P/crl.pem"
 }
 pa=$(ts_free_port)
 pb=$(ts_free_port)
 start_agent a "$pa"
-pid_a=$!
+pid_a=$TS_TLS_AGENT_PID
 start_agent b "$pb"
 TS_HAPROXY_CHECK="check check-ssl verify required ca-file $P/ca.pem crt $P/health-crt.pem inter 300ms fall 2 rise 2" \
     ts_haproxy_start "127.0.0.1:$pa" "127.0.0.1:$pb"

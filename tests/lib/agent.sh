@@ -24,6 +24,25 @@ ts_agent_start() {
 	    { cat "$TS_TMP/agent.log" >&2; ts_fail "agent did not start"; }
 }
 
+# ts_tls_agent_start NAME PORT POLICY [AGENT OPTIONS...]: an agent on
+# $TS_TMP/NAME.sock and on tls://127.0.0.1:PORT with the test PKI's server
+# certificate and CA (pki.sh: ts_pki_setup first) and the JSON policy
+# POLICY; audit log $TS_TMP/NAME.audit, stderr $TS_TMP/NAME.log.  Waits
+# until the port accepts and sets TS_TLS_AGENT_PID.
+ts_tls_agent_start() {
+	local name=$1 port=$2 policy=$3
+	shift 3
+	"$TS_AGENT" -D -a "$TS_TMP/$name.sock" --module "$TS_MODULE" \
+	    --pin-source "$TS_PIN_FILE" --audit "$TS_TMP/$name.audit" \
+	    --listen "tls://127.0.0.1:$port" --tls-cert "$TS_PKI/server.pem" \
+	    --tls-key "$TS_PKI/server.key" --client-ca "$TS_PKI/ca.pem" \
+	    --policy "$policy" "$@" >/dev/null 2>"$TS_TMP/$name.log" &
+	TS_TLS_AGENT_PID=$!
+	ts_bg_track "$TS_TLS_AGENT_PID"
+	ts_wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" ||
+	    ts_fail "agent $name did not listen: $(cat "$TS_TMP/$name.log")"
+}
+
 ts_agent_stop() {
 	kill -TERM "$TS_AGENT_PID" 2>/dev/null || true
 	wait "$TS_AGENT_PID" 2>/dev/null || true
