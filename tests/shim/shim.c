@@ -152,24 +152,34 @@ ensure_target(void)
 }
 
 static void
-sleep_ms(unsigned long ms)
+sleep_us(unsigned long long us)
 {
 	struct timespec ts;
 
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	ts.tv_sec = (time_t)(us / 1000000ULL);
+	ts.tv_nsec = (long)(us % 1000000ULL) * 1000L;
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
 }
 
+static void
+sleep_ms(unsigned long ms)
+{
+	sleep_us((unsigned long long)ms * 1000ULL);
+}
+
+/*
+ * Microseconds, not milliseconds: a deadline kept in whole milliseconds
+ * ends up to 1 ms early, and a 600 ms touch wait measured 599 ms.
+ */
 static unsigned long long
-now_ms(void)
+now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000ULL +
-	    (unsigned long long)ts.tv_nsec / 1000000ULL;
+	return (unsigned long long)ts.tv_sec * 1000000ULL +
+	    (unsigned long long)ts.tv_nsec / 1000ULL;
 }
 
 /* ---- statistics ---- */
@@ -679,8 +689,7 @@ sess_enter(enum shim_fn fn, CK_SESSION_HANDLE h, int flags, CK_RV *rvp)
 {
 	struct sess *s;
 	struct slot_rt *rt;
-	unsigned long long deadline, now;
-	unsigned long step;
+	unsigned long long deadline, now, step;
 
 	pthread_mutex_lock(&g_lock);
 	ctl_refresh_locked();
@@ -704,13 +713,13 @@ sess_enter(enum shim_fn fn, CK_SESSION_HANDLE h, int flags, CK_RV *rvp)
 	rt = slot_find_locked(s->slot);
 	if ((flags & ENTER_SIGN) && rt != NULL && rt->eff.sign_delay_ms > 0) {
 		/* A touch wait: the token may be pulled meanwhile. */
-		deadline = now_ms() + rt->eff.sign_delay_ms;
-		while ((now = now_ms()) < deadline) {
-			step = g_cfg.poll_ms;
+		deadline = now_us() + rt->eff.sign_delay_ms * 1000ULL;
+		while ((now = now_us()) < deadline) {
+			step = g_cfg.poll_ms * 1000ULL;
 			if (deadline - now < step)
-				step = (unsigned long)(deadline - now);
+				step = deadline - now;
 			pthread_mutex_unlock(&g_lock);
-			sleep_ms(step);
+			sleep_us(step);
 			pthread_mutex_lock(&g_lock);
 			ctl_refresh_locked();
 			if (sess_check_locked(fn, h, rvp))
