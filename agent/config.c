@@ -24,6 +24,7 @@ config_init(struct agent_config *c)
 	memset(c, 0, sizeof(*c));
 	c->raw_digest = -1;
 	c->pin_final_try = -1;
+	c->missing_token = -1;
 	c->presence_ms = -1;
 	c->pcsc_watch = -1;
 	c->pin_timeout = -1;
@@ -352,6 +353,18 @@ config_line(struct agent_config *c, const char *line, char *why, size_t whylen)
 		else {
 			snprintf(
 			    why, whylen, "pin_final_try is allow or refuse");
+			return TS_ERR_CONFIG;
+		}
+		return 0;
+	}
+	if (strcmp(w[0], "missing_token") == 0) { /* absent at start */
+		NEED(1);
+		if (strcmp(w[1], "wait") == 0)
+			c->missing_token = 1;
+		else if (strcmp(w[1], "fail") == 0)
+			c->missing_token = 0;
+		else {
+			snprintf(why, whylen, "missing_token is wait or fail");
 			return TS_ERR_CONFIG;
 		}
 		return 0;

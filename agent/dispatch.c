@@ -767,7 +767,7 @@ h_status(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
     struct wbuf *reply, char *why, size_t whylen)
 {
 	struct ks_key *k;
-	size_t i, n;
+	size_t i, n, nwait;
 	uint32_t flags = 0;
 	int r;
 
@@ -789,8 +789,10 @@ h_status(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 	    (r = wbuf_put_u64(reply, atomic_load(&c->errors))) != 0 ||
 	    (r = wbuf_put_u32(reply, atomic_load(&c->connections))) != 0)
 		return r;
+	/* Tokens still waited for come last: empty label, the spec's URI. */
 	n = keystore_token_count(c->ks);
-	if ((r = wbuf_put_u32(reply, (uint32_t)n)) != 0)
+	nwait = keystore_wait_count(c->ks);
+	if ((r = wbuf_put_u32(reply, (uint32_t)(n + nwait))) != 0)
 		return r;
 	for (i = 0; i < n; i++)
 		if ((r = wbuf_put_cstring(
@@ -801,6 +803,13 @@ h_status(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 			 (uint8_t)keystore_token_present(c->ks, i))) != 0 ||
 		    (r = wbuf_put_u8(reply,
 			 (uint8_t)keystore_token_logged_in(c->ks, i))) != 0)
+			return r;
+	for (i = 0; i < nwait; i++)
+		if ((r = wbuf_put_cstring(reply, "")) != 0 ||
+		    (r = wbuf_put_cstring(
+			 reply, keystore_wait_uri(c->ks, i))) != 0 ||
+		    (r = wbuf_put_u8(reply, 0)) != 0 ||
+		    (r = wbuf_put_u8(reply, 0)) != 0)
 			return r;
 	n = keystore_count(c->ks);
 	if ((r = wbuf_put_u32(reply, (uint32_t)n)) != 0)

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "agent/keystore.h"
+#include "agent/keystore_int.h"
 #include "agent/loop.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -25,67 +26,10 @@
 #include "pkcs11/token.h"
 #include "pkcs11/uri.h"
 
-#define KS_MAX_TOKENS	 64
-#define KS_MAX_PROVIDERS 16
 /* A presence check running longer than this: the token is unresponsive. */
 #define KS_TOKEN_DEADLINE_MS 2000
 /* ...looked at again this much later before the token is called hung */
 #define KS_TOKEN_GRACE_MS 20
-
-struct ks_token {
-	struct p11_token *tok;
-	enum ks_pin_kind kind;
-	char *value; /* file path or variable name */
-	uint64_t logged_in_ms; /* 0: not logged in by us */
-	int needs_unlock;
-	/*
-	 * An env PIN cannot be read again: a copy is held (secmem) while
-	 * logged in, for logging in again after a removal or a dropped
-	 * session; the PIN timeout and a rejection forget it.
-	 */
-	struct p11_pin *held;
-	int pin_rejected; /* the source's PIN was refused: never retry */
-	int active; /* logged in on purpose: log in again after a reset */
-	/* hung module: signatures in flight, and when the watcher's check began */
-	atomic_uint inflight;
-	atomic_uint_fast64_t check_since_ms; /* 0: no check running */
-	atomic_uint_fast64_t progress_ms; /* last sign done / first started */
-	atomic_uint_fast64_t done_ms; /* last sign call that came back */
-	int burst; /* quick re-checks left after a reader event (ks->wmu) */
-	char serial[17]; /* the token added: another card is not it */
-	char label[33];
-};
-
-struct ks_key {
-	char id[TS_PROTO_KEY_ID_LEN + 1];
-	struct p11_key *key;
-	size_t token; /* index into ks->tokens */
-	int confirm;
-	int ssh; /* enum sshproto_key_policy */
-	unsigned touch_ms; /* touch timeout, 0: none (__atomic) */
-	atomic_uint_fast64_t sigs;
-	atomic_uint_fast64_t errors;
-};
-
-struct keystore {
-	pthread_mutex_t mu;
-	struct p11_provider *provs[KS_MAX_PROVIDERS];
-	size_t nprovs;
-	struct ks_token tokens[KS_MAX_TOKENS];
-	size_t ntokens;
-	struct ks_key *keys;
-	size_t nkeys;
-	unsigned pin_timeout;
-	int final_try; /* config pin_final_try allow */
-	unsigned token_cap; /* signatures in flight per token (0: no cap) */
-	/* presence watcher (keystore_watch_start): one thread per token */
-	pthread_mutex_t wmu;
-	pthread_cond_t wcv;
-	int wstop;
-	unsigned watch_ms;
-	pthread_t wthreads[KS_MAX_TOKENS + KS_MAX_PROVIDERS];
-	size_t nwthreads;
-};
 
 struct ks_watch_arg {
 	struct keystore *ks;
@@ -99,7 +43,18 @@ keystore_new(void)
 
 	if ((ks = calloc(1, sizeof(*ks))) == NULL)
 		return NULL;
+	/* calloc'd: pages are touched only as keys are made */
+	if ((ks->slab = calloc(KS_MAX_KEYS, sizeof(*ks->slab))) == NULL ||
+	    (ks->view = calloc(KS_MAX_KEYS, sizeof(*ks->view))) == NULL) {
+		free(ks->slab);
+		free(ks);
+		return NULL;
+	}
+	atomic_init(&ks->ntokens, 0);
+	atomic_init(&ks->nkeys, 0);
+	ks->late_fd = -1;
 	pthread_mutex_init(&ks->mu, NULL);
+	pthread_mutex_init(&ks->lmu, NULL);
 	pthread_mutex_init(&ks->wmu, NULL);
 	pthread_cond_init(&ks->wcv, NULL);
 	return ks;
@@ -114,14 +69,17 @@ keystore_free(struct keystore *ks)
 		return;
 	keystore_watch_stop(ks);
 	keystore_logout_all(ks);
-	for (i = 0; i < ks->ntokens; i++) {
+	for (i = 0; i < ks->nprepared; i++) {
 		free(ks->tokens[i].value);
 		p11_pin_free(ks->tokens[i].held);
 	}
-	free(ks->keys);
+	free(ks->slab);
+	free(ks->view);
+	ks_late_free(ks);
 	for (i = 0; i < ks->nprovs; i++)
 		p11_provider_free(ks->provs[i]);
 	pthread_mutex_destroy(&ks->mu);
+	pthread_mutex_destroy(&ks->lmu);
 	pthread_mutex_destroy(&ks->wmu);
 	pthread_cond_destroy(&ks->wcv);
 	free(ks);
@@ -235,16 +193,58 @@ out:
 	return r;
 }
 
+/*
+ * Fills tokens[idx] with tok and logs it in (given: a PIN read earlier,
+ * else the source).  The caller publishes it.  Returns 0 or the login
+ * error, with tokens[idx] left empty.
+ */
+int
+ks_take_token(struct keystore *ks, size_t idx, struct p11_token *tok,
+    enum ks_pin_kind kind, const char *value, const struct p11_pin *given)
+{
+	struct ks_token *t = &ks->tokens[idx];
+	int r;
+
+	memset(t, 0, sizeof(*t));
+	t->tok = tok;
+	t->kind = kind;
+	snprintf(t->serial, sizeof(t->serial), "%s", p11_token_serial(tok));
+	snprintf(t->label, sizeof(t->label), "%s", p11_token_label(tok));
+	if (value != NULL && (t->value = strdup(value)) == NULL)
+		return TS_ERR_ALLOC;
+	pthread_mutex_lock(&ks->mu);
+	r = ks_login_locked(ks, t, given);
+	pthread_mutex_unlock(&ks->mu);
+	if (r != 0) {
+		error_fr(r, "token \"%.64s\": login", p11_token_label(tok));
+		free(t->value);
+		p11_pin_free(t->held);
+		memset(t, 0, sizeof(*t));
+	}
+	return r;
+}
+
+int
+ks_token_taken(const struct keystore *ks, const struct p11_token *tok)
+{
+	size_t j;
+
+	for (j = 0; j < ks->nprepared; j++)
+		if (ks->tokens[j].tok == tok)
+			return 1;
+	return 0;
+}
+
 int
 keystore_add_tokens(struct keystore *ks, struct p11_provider *prov,
-    const char *token_uri, enum ks_pin_kind kind, const char *value)
+    const char *token_uri, enum ks_pin_kind kind, const char *value,
+    unsigned flags)
 {
 	struct p11_uri *uri = NULL;
 	struct p11_token *tok;
-	struct ks_token *t;
 	char errbuf[P11_URI_ERRBUF_SIZE];
-	size_t i, j, n, added = 0;
-	int r = TS_ERR_INTERNAL, dup;
+	size_t i, n, added = 0;
+	int r = TS_ERR_INTERNAL;
 
 	if (ks->nprovs >= KS_MAX_PROVIDERS) {
 		p11_provider_free(prov);
@@ -269,40 +269,26 @@ keystore_add_tokens(struct keystore *ks, struct p11_provider *prov,
 			    (unsigned long long)p11_token_slot_id(tok));
 			continue;
 		}
-		for (dup = 0, j = 0; j < ks->ntokens; j++)
-			dup |= ks->tokens[j].tok == tok;
-		if (dup)
+		if (ks_token_taken(ks, tok))
 			continue;
-		if (ks->ntokens >= KS_MAX_TOKENS) {
+		if (ks->nprepared >= KS_MAX_TOKENS) {
 			r = TS_ERR_TOO_LARGE;
 			goto out;
 		}
-		t = &ks->tokens[ks->ntokens];
-		memset(t, 0, sizeof(*t));
-		t->tok = tok;
-		t->kind = kind;
-		snprintf(
-		    t->serial, sizeof(t->serial), "%s", p11_token_serial(tok));
-		snprintf(
-		    t->label, sizeof(t->label), "%s", p11_token_label(tok));
-		if (value != NULL && (t->value = strdup(value)) == NULL) {
-			r = TS_ERR_ALLOC;
+		if ((r = ks_take_token(
+			 ks, ks->nprepared, tok, kind, value, NULL)) != 0)
 			goto out;
-		}
-		pthread_mutex_lock(&ks->mu);
-		r = ks_login_locked(ks, t, NULL);
-		pthread_mutex_unlock(&ks->mu);
-		if (r != 0) {
-			error_fr(
-			    r, "token \"%.64s\": login", p11_token_label(tok));
-			free(t->value);
-			t->value = NULL;
-			goto out;
-		}
-		ks->ntokens++;
+		ks->nprepared++;
+		atomic_store(&ks->ntokens, ks->nprepared);
 		added++;
 	}
-	r = added > 0 ? 0 : TS_ERR_P11_TOKEN_NOT_FOUND;
+	if (added > 0)
+		r = 0;
+	else if (flags & KS_ADD_WAIT) {
+		r = keystore_wait_tokens(ks, prov, uri, token_uri, kind, value);
+		uri = NULL; /* the wait owns it */
+	} else
+		r = TS_ERR_P11_TOKEN_NOT_FOUND;
 out:
 	p11_uri_free(uri);
 	return r;
@@ -321,43 +307,59 @@ key_id_hex(const uint8_t *fp, char out[TS_PROTO_KEY_ID_LEN + 1])
 	out[TS_PROTO_KEY_ID_LEN] = '\0';
 }
 
+/*
+ * Makes the keys of token ti in slab[nslab, ...) without publishing them;
+ * *nmadep says how many.  Keys past KS_MAX_KEYS are left out, logged.
+ */
+int
+ks_make_keys(struct keystore *ks, size_t ti, size_t *nmadep)
+{
+	struct ks_token *t = &ks->tokens[ti];
+	struct ks_key *nk;
+	struct p11_key *k;
+	size_t j, n, made = 0;
+
+	n = p11_token_key_count(t->tok);
+	for (j = 0; j < n; j++) {
+		k = p11_token_key(t->tok, j);
+		if (k == NULL || !p11_key_has_private(k))
+			continue;
+		if (ks->nslab + made >= KS_MAX_KEYS) {
+			error("token \"%.64s\": more than %d keys in all; "
+			      "the rest are not served",
+			    t->label, KS_MAX_KEYS);
+			break;
+		}
+		nk = &ks->slab[ks->nslab + made];
+		memset(nk, 0, sizeof(*nk));
+		nk->key = k;
+		nk->token = ti;
+		key_id_hex(p11_key_fingerprint(k), nk->id);
+		atomic_init(&nk->sigs, 0);
+		atomic_init(&nk->errors, 0);
+		made++;
+	}
+	*nmadep = made;
+	return 0;
+}
+
 int
 keystore_load(struct keystore *ks)
 {
-	struct ks_key *keys = NULL, *nk;
-	struct p11_key *k;
-	size_t i, j, n, nkeys = 0;
-	int r = TS_ERR_INTERNAL;
+	size_t i, n;
+	int r;
 
-	for (i = 0; i < ks->ntokens; i++) {
-		n = p11_token_key_count(ks->tokens[i].tok);
-		for (j = 0; j < n; j++) {
-			k = p11_token_key(ks->tokens[i].tok, j);
-			if (k == NULL || !p11_key_has_private(k))
-				continue;
-			if ((nk = reallocarray(
-				 keys, nkeys + 1, sizeof(*keys))) == NULL) {
-				r = TS_ERR_ALLOC;
-				goto out;
-			}
-			keys = nk;
-			memset(&keys[nkeys], 0, sizeof(keys[nkeys]));
-			keys[nkeys].key = k;
-			keys[nkeys].token = i;
-			key_id_hex(p11_key_fingerprint(k), keys[nkeys].id);
-			atomic_init(&keys[nkeys].sigs, 0);
-			atomic_init(&keys[nkeys].errors, 0);
-			nkeys++;
-		}
+	ks->nslab = 0;
+	for (i = 0; i < ks->nprepared; i++) {
+		if ((r = ks_make_keys(ks, i, &n)) != 0)
+			return r;
+		ks->nslab += n;
 	}
-	free(ks->keys);
-	ks->keys = keys;
-	ks->nkeys = nkeys;
-	keys = NULL;
-	r = 0;
-out:
-	free(keys);
-	return r;
+	for (i = 0; i < ks->nslab; i++)
+		ks->view[i] = &ks->slab[i];
+	ks->nadopted = ks->nslab;
+	atomic_store(&ks->nkeys, ks->nslab);
+	return 0;
 }
 
 int
@@ -365,26 +367,34 @@ keystore_retain(struct keystore *ks, char *const *refs, size_t n, size_t *badp)
 {
 	struct ks_key *k;
 	uint8_t *keep = NULL;
-	size_t i, j;
+	size_t i, j, nk = atomic_load(&ks->nkeys);
 	int r = 0;
 
 	*badp = 0;
 	if (n == 0)
 		return 0;
-	if ((keep = calloc(ks->nkeys + 1, 1)) == NULL)
+	if ((keep = calloc(KS_MAX_KEYS, 1)) == NULL)
 		return TS_ERR_ALLOC;
 	for (i = 0; i < n; i++) {
-		if ((r = keystore_lookup(ks, refs[i], strlen(refs[i]), &k)) !=
-		    0) {
+		r = keystore_lookup(ks, refs[i], strlen(refs[i]), &k);
+		if (r == TS_ERR_P11_KEY_NOT_FOUND && keystore_waiting(ks)) {
+			/* may be on a token still to come: kept then */
+			logit("key \"%.200s\": not here yet; served when its "
+			      "token arrives",
+			    refs[i]);
+			r = 0;
+			continue;
+		}
+		if (r != 0) {
 			*badp = i;
 			goto out;
 		}
-		keep[k - ks->keys] = 1;
+		keep[k - ks->slab] = 1;
 	}
-	for (i = j = 0; i < ks->nkeys; i++)
-		if (keep[i])
-			ks->keys[j++] = ks->keys[i];
-	ks->nkeys = j;
+	for (i = j = 0; i < nk; i++)
+		if (keep[ks->view[i] - ks->slab])
+			ks->view[j++] = ks->view[i];
+	atomic_store(&ks->nkeys, j);
 out:
 	free(keep);
 	return r;
@@ -393,69 +403,71 @@ out:
 int
 keystore_reserve(struct keystore *ks, const char *ref, struct ks_key **kp)
 {
-	struct ks_key *k, t;
-	size_t last;
+	struct ks_key *k;
+	size_t i, nk = atomic_load(&ks->nkeys);
 	int r;
 
 	*kp = NULL;
 	if ((r = keystore_lookup(ks, ref, strlen(ref), &k)) != 0)
 		return r;
-	/* Reserved keys live past nkeys, where no client lookup goes. */
-	last = ks->nkeys - 1;
-	if (k != &ks->keys[last]) {
-		t = *k;
-		*k = ks->keys[last];
-		ks->keys[last] = t;
-	}
-	ks->nkeys--;
-	*kp = &ks->keys[last];
+	/* Out of the view, where no client lookup goes; the slab keeps it. */
+	for (i = 0; i < nk && ks->view[i] != k; i++)
+		;
+	for (; i + 1 < nk; i++)
+		ks->view[i] = ks->view[i + 1];
+	atomic_store(&ks->nkeys, nk - 1);
+	*kp = k;
 	return 0;
 }
 
 size_t
 keystore_count(const struct keystore *ks)
 {
-	return ks->nkeys;
+	return atomic_load_explicit(&ks->nkeys, memory_order_acquire);
 }
 
 struct ks_key *
 keystore_get(const struct keystore *ks, size_t i)
 {
-	return i < ks->nkeys ? &ks->keys[i] : NULL;
+	return i < keystore_count(ks) ? ks->view[i] : NULL;
 }
 
 size_t
 keystore_token_count(const struct keystore *ks)
 {
-	return ks->ntokens;
+	return atomic_load_explicit(&ks->ntokens, memory_order_acquire);
 }
 
 const char *
 keystore_token_label(const struct keystore *ks, size_t i)
 {
-	return i < ks->ntokens ? p11_token_label(ks->tokens[i].tok) : "";
+	return i < keystore_token_count(ks) ? p11_token_label(ks->tokens[i].tok)
+					    : "";
 }
 
 const char *
 keystore_token_uri(const struct keystore *ks, size_t i)
 {
-	return i < ks->ntokens ? p11_token_uri(ks->tokens[i].tok) : "";
+	return i < keystore_token_count(ks) ? p11_token_uri(ks->tokens[i].tok)
+					    : "";
 }
 
 int
 keystore_token_present(const struct keystore *ks, size_t i)
 {
-	return i < ks->ntokens && p11_token_present(ks->tokens[i].tok);
+	return i < keystore_token_count(ks) &&
+	    p11_token_present(ks->tokens[i].tok);
 }
 
 int
 keystore_token_logged_in(const struct keystore *ks, size_t i)
 {
-	return i < ks->ntokens && p11_token_logged_in(ks->tokens[i].tok);
+	return i < keystore_token_count(ks) &&
+	    p11_token_logged_in(ks->tokens[i].tok);
 }
 
-static int
-key_matches_uri(const struct ks_key *k, const struct p11_uri *uri)
+int
+ks_key_matches_uri(const struct ks_key *k, const struct p11_uri *uri)
 {
 	const char *label = p11_key_label(k->key);
 	const uint8_t *want, *have;
@@ -482,9 +494,9 @@ keystore_lookup(
     const struct keystore *ks, const char *ref, size_t len, struct ks_key **kp)
 {
 	struct p11_uri *uri = NULL;
-	struct ks_key *found = NULL;
+	struct ks_key *found = NULL, *k;
 	char *text = NULL, errbuf[P11_URI_ERRBUF_SIZE];
-	size_t i, n = 0;
+	size_t i, n = 0, nk = keystore_count(ks);
 	int r = TS_ERR_INTERNAL;
 
 	*kp = NULL;
@@ -502,23 +514,24 @@ keystore_lookup(
 			debug_f("key URI: %s", errbuf);
 			goto out;
 		}
-		for (i = 0; i < ks->nkeys; i++)
-			if (key_matches_uri(&ks->keys[i], uri)) {
-				found = &ks->keys[i];
+		for (i = 0; i < nk; i++)
+			if (ks_key_matches_uri((k = ks->view[i]), uri)) {
+				found = k;
 				n++;
 			}
 	} else {
 		/* An id is exact; a label could equal another key's id. */
-		for (i = 0; i < ks->nkeys; i++)
-			if (strcmp(ks->keys[i].id, text) == 0) {
-				found = &ks->keys[i];
+		for (i = 0; i < nk; i++)
+			if (strcmp((k = ks->view[i])->id, text) == 0) {
+				found = k;
 				n++;
 			}
 		if (n == 0)
-			for (i = 0; i < ks->nkeys; i++)
-				if (strcmp(p11_key_label(ks->keys[i].key),
+			for (i = 0; i < nk; i++)
+				if (strcmp(
+					p11_key_label((k = ks->view[i])->key),
 					text) == 0) {
-					found = &ks->keys[i];
+					found = k;
 					n++;
 				}
 	}
@@ -536,6 +549,23 @@ out:
 	free(text);
 	p11_uri_free(uri);
 	return r;
+}
+
+int
+ks_key_matches(const struct ks_key *k, const char *ref)
+{
+	struct p11_uri *uri = NULL;
+	char errbuf[P11_URI_ERRBUF_SIZE];
+	int m;
+
+	if (strncasecmp(ref, "pkcs11:", 7) != 0)
+		return strcmp(k->id, ref) == 0 ||
+		    strcmp(p11_key_label(k->key), ref) == 0;
+	if (p11_uri_parse(ref, &uri, errbuf, sizeof(errbuf)) != 0)
+		return 0;
+	m = ks_key_matches_uri(k, uri);
+	p11_uri_free(uri);
+	return m;
 }
 
 const char *
@@ -875,7 +905,7 @@ keystore_expire(struct keystore *ks)
 	size_t i;
 
 	pthread_mutex_lock(&ks->mu);
-	for (i = 0; ks->pin_timeout != 0 && i < ks->ntokens; i++) {
+	for (i = 0; ks->pin_timeout != 0 && i < keystore_token_count(ks); i++) {
 		t = &ks->tokens[i];
 		if (t->logged_in_ms == 0 ||
 		    now - t->logged_in_ms < (uint64_t)ks->pin_timeout * 1000)
@@ -897,10 +927,13 @@ keystore_expire(struct keystore *ks)
 void
 keystore_logout_all(struct keystore *ks)
 {
-	size_t i;
+	size_t i, n;
 
+	pthread_mutex_lock(&ks->lmu);
+	n = ks->nprepared; /* prepared, not yet adopted: logged in too */
+	pthread_mutex_unlock(&ks->lmu);
 	pthread_mutex_lock(&ks->mu);
-	for (i = 0; i < ks->ntokens; i++) {
+	for (i = 0; i < n; i++) {
 		if (ks->tokens[i].logged_in_ms != 0 &&
 		    p11_token_login_required(ks->tokens[i].tok))
 			(void)p11_token_logout(ks->tokens[i].tok);
@@ -916,7 +949,7 @@ keystore_needs_unlock(const struct keystore *ks)
 	size_t i;
 	int n = 0;
 
-	for (i = 0; i < ks->ntokens; i++)
+	for (i = 0; i < keystore_token_count(ks); i++)
 		n |= ks->tokens[i].needs_unlock;
 	return n;
 }
@@ -931,7 +964,7 @@ keystore_unlock_with(struct keystore *ks, const void *pin, size_t len)
 	if ((r = p11_pin_from_bytes(pin, len, &p)) != 0)
 		return r;
 	pthread_mutex_lock(&ks->mu);
-	for (i = 0; i < ks->ntokens && r == 0; i++) {
+	for (i = 0; i < keystore_token_count(ks) && r == 0; i++) {
 		if (!ks->tokens[i].needs_unlock)
 			continue;
 		ks->tokens[i].pin_rejected = 0; /* a new PIN from the user */
@@ -1068,10 +1101,11 @@ ks_poke_slot_locked(
 {
 	size_t i;
 
-	for (i = 0; i < ks->ntokens; i++)
+	for (i = 0; i < keystore_token_count(ks); i++)
 		if (p11_token_provider(ks->tokens[i].tok) == prov &&
 		    p11_token_slot_id(ks->tokens[i].tok) == slot)
 			ks->tokens[i].burst = 10;
+	ks->hunt = 1; /* maybe a token still waited for */
 	pthread_cond_broadcast(&ks->wcv);
 }
 
@@ -1117,6 +1151,43 @@ ks_slotev_main(void *arg)
 	return NULL;
 }
 
+/* Starts token ti's presence watcher; wmu held.  0 or TS_ERR_*. */
+static int
+ks_watch_token_locked(struct keystore *ks, size_t ti)
+{
+	struct ks_watch_arg *wa;
+	int r;
+
+	if ((wa = malloc(sizeof(*wa))) == NULL)
+		return TS_ERR_ALLOC;
+	wa->ks = ks;
+	wa->i = ti;
+	if ((r = pthread_create(
+		 &ks->wthreads[ks->nwthreads], NULL, ks_watch_main, wa)) != 0) {
+		free(wa);
+		error_f("presence watcher: pthread_create: %s", strerror(r));
+		return TS_ERR_SYSTEM;
+	}
+	ks->nwthreads++;
+	return 0;
+}
+
+/*
+ * A token adopted while serving gets its watcher, if watchers run (not
+ * before keystore_watch_start(), not after keystore_watch_stop()).
+ */
+int
+ks_watch_token(struct keystore *ks, size_t ti)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&ks->wmu);
+	if (ks->nwthreads > 0 && !ks->wstop)
+		r = ks_watch_token_locked(ks, ti);
+	pthread_mutex_unlock(&ks->wmu);
+	return r;
+}
+
 int
 keystore_watch_start(struct keystore *ks, unsigned interval_ms)
 {
@@ -1124,42 +1195,38 @@ keystore_watch_start(struct keystore *ks, unsigned interval_ms)
 	size_t i, j;
 	int r = 0;
 
+	pthread_mutex_lock(&ks->wmu);
 	if (ks->nwthreads > 0)
-		return 0;
+		goto out;
 	ks->watch_ms = interval_ms;
 	ks->wstop = 0;
-	for (i = 0; i < ks->ntokens; i++) {
-		if ((wa = malloc(sizeof(*wa))) == NULL)
-			return TS_ERR_ALLOC;
-		wa->ks = ks;
-		wa->i = i;
-		if ((r = pthread_create(&ks->wthreads[ks->nwthreads], NULL,
-			 ks_watch_main, wa)) != 0) {
-			free(wa);
-			error_f("presence watcher: pthread_create: %s",
-			    strerror(r));
-			return TS_ERR_SYSTEM;
-		}
-		ks->nwthreads++;
-	}
+	for (i = 0; i < keystore_token_count(ks); i++)
+		if ((r = ks_watch_token_locked(ks, i)) != 0)
+			goto out;
 	for (i = 0; i < ks->nprovs; i++) {
 		for (j = 0; j < i && ks->provs[j] != ks->provs[i]; j++)
 			;
 		if (j < i)
 			continue; /* the same module opened twice */
-		if ((wa = malloc(sizeof(*wa))) == NULL)
-			return TS_ERR_ALLOC;
+		if ((wa = malloc(sizeof(*wa))) == NULL) {
+			r = TS_ERR_ALLOC;
+			goto out;
+		}
 		wa->ks = ks;
 		wa->i = i;
 		if ((r = pthread_create(&ks->wthreads[ks->nwthreads], NULL,
 			 ks_slotev_main, wa)) != 0) {
 			free(wa);
 			error_f("slot events: pthread_create: %s", strerror(r));
-			return TS_ERR_SYSTEM;
+			r = TS_ERR_SYSTEM;
+			goto out;
 		}
 		ks->nwthreads++;
 	}
-	return 0;
+	r = ks_late_start(ks);
+out:
+	pthread_mutex_unlock(&ks->wmu);
+	return r;
 }
 
 void
@@ -1190,7 +1257,7 @@ keystore_reader_event(void *arg, const char *reader, int present)
 	size_t i, dl;
 
 	pthread_mutex_lock(&ks->wmu);
-	for (i = 0; i < ks->ntokens; i++) {
+	for (i = 0; i < keystore_token_count(ks); i++) {
 		desc = p11_token_slot_description(ks->tokens[i].tok);
 		dl = strlen(desc);
 		/* a 64-byte slot description may be a cut reader name */
@@ -1201,6 +1268,8 @@ keystore_reader_event(void *arg, const char *reader, int present)
 		    reader, present ? "in" : "out", ks->tokens[i].label);
 		ks->tokens[i].burst = 10;
 	}
+	if (present)
+		ks->hunt = 1; /* maybe a token still waited for */
 	pthread_cond_broadcast(&ks->wcv);
 	pthread_mutex_unlock(&ks->wmu);
 }

@@ -7,9 +7,10 @@
  * Lookup accepts the id, the label or a PKCS#11 URI; a reference matching
  * two keys is an error, never a silent pick.
  *
- * Thread-safe: the key table is fixed after keystore_load(); login state
- * changes under one mutex; signing goes through pkcs11/'s session pool, so
- * many workers sign at once.
+ * Thread-safe: the key table only grows after keystore_load() (tokens
+ * that arrive late, keystore_adopt()), and a key once shared stays; login
+ * state changes under one mutex; signing goes through pkcs11/'s session
+ * pool, so many workers sign at once.
  */
 #ifndef TS_AGENT_KEYSTORE_H
 #define TS_AGENT_KEYSTORE_H
@@ -33,16 +34,22 @@ struct keystore *keystore_new(void);
 /* Logs every token out and frees; providers are released.  NULL is fine. */
 void keystore_free(struct keystore *ks);
 
+/* keystore_add_tokens() flag: wait for a token that is not there yet */
+#define KS_ADD_WAIT 0x01
+
 /*
  * Adds the present tokens of prov (the keystore takes the reference) that
  * match token_uri (NULL: all), each logged in with the PIN from the
  * source (kind, value: a file path or variable name).  Returns 0,
  * TS_ERR_P11_TOKEN_NOT_FOUND when nothing matches, a login error
- * (TS_ERR_P11_PIN_*), or TS_ERR_ALLOC.
+ * (TS_ERR_P11_PIN_*), or TS_ERR_ALLOC.  With KS_ADD_WAIT, nothing
+ * matching is not an error: the spec is waited for (an env PIN is read
+ * now, as the variable is scrubbed after start), and the tokens matching
+ * it are added when they arrive (keystore_late_fd()).
  */
 int keystore_add_tokens(struct keystore *ks, struct p11_provider *prov,
-    const char *token_uri, enum ks_pin_kind kind, const char *value)
-    __attribute__((warn_unused_result));
+    const char *token_uri, enum ks_pin_kind kind, const char *value,
+    unsigned flags) __attribute__((warn_unused_result));
 /* Builds the key table from every token added.  0 or TS_ERR_*. */
 int keystore_load(struct keystore *ks) __attribute__((warn_unused_result));
 
@@ -65,6 +72,23 @@ int keystore_retain(struct keystore *ks, char *const *refs, size_t n,
 int keystore_reserve(struct keystore *ks, const char *ref, struct ks_key **kp)
     __attribute__((warn_unused_result));
 
+/*
+ * Tokens that arrive late.  Returns 1 when some token spec still waits.
+ * keystore_late_fd() is readable (an eventfd, -1 when nothing waits)
+ * when such tokens were logged in and their keys loaded, by the hunter
+ * thread keystore_watch_start() runs; the event loop then calls
+ * keystore_adopt(), which passes each new key to hook before any client
+ * can see it: the hook applies per-key config and returns 1 to serve
+ * the key, 0 to leave it out.  keystore_wait_count()/_uri() list the
+ * specs still waiting, for STATUS.
+ */
+typedef int (*ks_key_hook)(void *arg, struct ks_key *k);
+int keystore_waiting(const struct keystore *ks);
+int keystore_late_fd(const struct keystore *ks);
+void keystore_adopt(struct keystore *ks, ks_key_hook hook, void *arg);
+size_t keystore_wait_count(const struct keystore *ks);
+const char *keystore_wait_uri(const struct keystore *ks, size_t i);
+
 /* Returns the number of keys / key i (borrowed, NULL when out of range). */
 size_t keystore_count(const struct keystore *ks);
 struct ks_key *keystore_get(const struct keystore *ks, size_t i);
@@ -82,6 +106,13 @@ int keystore_token_logged_in(const struct keystore *ks, size_t i);
  */
 int keystore_lookup(const struct keystore *ks, const char *ref, size_t len,
     struct ks_key **kp) __attribute__((warn_unused_result));
+
+/*
+ * Whether k is the key ref names (key id, label or PKCS#11 URI), without
+ * the table-wide ambiguity check of keystore_lookup(): for keys that
+ * arrive late.
+ */
+int ks_key_matches(const struct ks_key *k, const char *ref);
 
 /* Key facts (borrowed, valid as long as the keystore). */
 const char *ks_key_id(const struct ks_key *k);

@@ -179,6 +179,84 @@ build_policy(const struct agent_config *c)
 	return p;
 }
 
+/*
+ * Checks that each of refs[0..n) names one key; one naming none is fine
+ * while some token is still waited for (it may be on that token).
+ */
+static int
+check_refs(struct agent *a, const char *what, char *const *refs, size_t n,
+    char *why, size_t wl)
+{
+	struct ks_key *k;
+	size_t i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		r = keystore_lookup(a->ks, refs[i], strlen(refs[i]), &k);
+		if (r == TS_ERR_P11_KEY_NOT_FOUND && keystore_waiting(a->ks)) {
+			debug("%s \"%.100s\": not here yet", what, refs[i]);
+			continue;
+		}
+		if (r != 0) {
+			snprintf(why, wl, "%s \"%.100s\": %s", what, refs[i],
+			    ts_err(r));
+			return TS_ERR_CONFIG;
+		}
+	}
+	return 0;
+}
+
+/*
+ * keystore_adopt() hook for a key on a token that arrived after start:
+ * the --key filter and the per-key config of the current config, applied
+ * before any client can see the key.  A reference matches the key by id,
+ * label or URI (ks_key_matches()).
+ */
+static int
+late_key(void *arg, struct ks_key *k)
+{
+	struct agent *a = arg;
+	const struct agent_config *c = &a->cfg;
+	size_t i;
+	int keep = c->nkeys == 0;
+
+	for (i = 0; i < c->nkeys && !keep; i++)
+		keep = ks_key_matches(k, c->keys[i]);
+	if (!keep) {
+		logit("key %s \"%.64s\" on token \"%.64s\": not named by "
+		      "--key; not served",
+		    ks_key_id(k), ks_key_label(k), ks_key_token_label(k));
+		return 0;
+	}
+	ks_key_set_touch_timeout(k, 0);
+	ks_key_set_confirm(k, 0);
+	ks_key_set_ssh(k, SSHPROTO_KEY_DEFAULT);
+	for (i = 0; i < c->nssh; i++)
+		if (ks_key_matches(k, c->ssh[i]))
+			ks_key_set_ssh(k, c->ssh_mode[i]);
+	for (i = 0; i < c->nconfirm; i++)
+		if (ks_key_matches(k, c->confirm[i]))
+			ks_key_set_confirm(k, 1);
+	for (i = 0; i < c->ntouch; i++)
+		if (ks_key_matches(k, c->touch[i]))
+			ks_key_set_touch_timeout(
+			    k, (unsigned)c->touch_s[i] * 1000);
+	logit("key %s \"%.64s\" on token \"%.64s\": served", ks_key_id(k),
+	    ks_key_label(k), ks_key_token_label(k));
+	return 1;
+}
+
+static void
+on_late_tokens(struct loop *l, int fd, int revents, void *arg)
+{
+	struct agent *a = arg;
+
+	(void)l;
+	(void)fd;
+	(void)revents;
+	keystore_adopt(a->ks, late_key, a);
+}
+
 /* Applies the parts of a config that can change while running. */
 static int
 apply_runtime(
@@ -191,28 +269,13 @@ apply_runtime(
 	size_t i;
 	int r;
 
-	/* Check the confirm references before changing anything. */
-	for (i = 0; i < c->nconfirm; i++)
-		if ((r = keystore_lookup(a->ks, c->confirm[i],
-			 strlen(c->confirm[i]), &k)) != 0) {
-			snprintf(why, wl, "confirm \"%.100s\": %s",
-			    c->confirm[i], ts_err(r));
-			return TS_ERR_CONFIG;
-		}
-	for (i = 0; i < c->nssh; i++)
-		if ((r = keystore_lookup(
-			 a->ks, c->ssh[i], strlen(c->ssh[i]), &k)) != 0) {
-			snprintf(why, wl, "ssh \"%.100s\": %s", c->ssh[i],
-			    ts_err(r));
-			return TS_ERR_CONFIG;
-		}
-	for (i = 0; i < c->ntouch; i++)
-		if ((r = keystore_lookup(
-			 a->ks, c->touch[i], strlen(c->touch[i]), &k)) != 0) {
-			snprintf(why, wl, "touch_timeout \"%.100s\": %s",
-			    c->touch[i], ts_err(r));
-			return TS_ERR_CONFIG;
-		}
+	/* Check the key references before changing anything. */
+	if ((r = check_refs(a, "confirm", c->confirm, c->nconfirm, why, wl)) !=
+		0 ||
+	    (r = check_refs(a, "ssh", c->ssh, c->nssh, why, wl)) != 0 ||
+	    (r = check_refs(
+		 a, "touch_timeout", c->touch, c->ntouch, why, wl)) != 0)
+		return r;
 	for (i = 0; i < keystore_count(a->ks); i++) {
 		ks_key_set_touch_timeout(keystore_get(a->ks, i), 0);
 		ks_key_set_confirm(keystore_get(a->ks, i), 0);
@@ -360,6 +423,23 @@ pin_kind(enum config_pin k)
 				    : KS_PIN_NONE;
 }
 
+/* Token spec t's PIN source: its own, else the agent-wide one. */
+static enum ks_pin_kind
+token_pin_kind(const struct agent_config *c, size_t t)
+{
+	return pin_kind(c->tokens[t].pin_kind != CONFIG_PIN_UNSET
+		? c->tokens[t].pin_kind
+		: c->pin_kind);
+}
+
+static const char *
+token_pin_value(const struct agent_config *c, size_t t)
+{
+	return c->tokens[t].pin_kind != CONFIG_PIN_UNSET
+	    ? c->tokens[t].pin_value
+	    : c->pin_value;
+}
+
 /*
  * Wipes an environment variable's value in place (the initial environment
  * block is what /proc/PID/environ shows) and removes it.
@@ -385,55 +465,71 @@ open_tokens(struct agent *a)
 	struct p11_provider *prov;
 	enum ks_pin_kind kind;
 	const char *value;
+	unsigned wait = c->missing_token != 0 ? KS_ADD_WAIT : 0;
+	uint8_t *matched = NULL;
 	size_t i, t;
-	int r, any;
+	int r = TS_ERR_INTERNAL;
 
-	if ((a->ks = keystore_new()) == NULL)
-		return TS_ERR_ALLOC;
+	if ((a->ks = keystore_new()) == NULL ||
+	    (matched = calloc(c->ntokens + 1, 1)) == NULL) {
+		r = TS_ERR_ALLOC;
+		goto out;
+	}
 	keystore_set_final_try(a->ks, c->pin_final_try == 1);
 	for (i = 0; i < c->nmodules; i++) {
 		if ((r = p11_provider_open(
 			 c->modules[i], c->module_allow, &prov)) != 0) {
 			error_fr(r, "module %.200s", c->modules[i]);
-			return r;
+			goto out;
 		}
 		if (c->ntokens == 0) {
 			r = keystore_add_tokens(a->ks, prov, NULL,
-			    pin_kind(c->pin_kind), c->pin_value);
+			    pin_kind(c->pin_kind), c->pin_value, wait);
 			if (r != 0) {
 				error_fr(
 				    r, "module %.200s: tokens", c->modules[i]);
-				return r;
+				goto out;
 			}
 			continue;
 		}
 		/* Each token spec takes the module's reference in turn. */
-		for (any = 0, t = 0; t < c->ntokens; t++) {
-			kind =
-			    pin_kind(c->tokens[t].pin_kind != CONFIG_PIN_UNSET
-				    ? c->tokens[t].pin_kind
-				    : c->pin_kind);
-			value = c->tokens[t].pin_kind != CONFIG_PIN_UNSET
-			    ? c->tokens[t].pin_value
-			    : c->pin_value;
+		for (t = 0; t < c->ntokens; t++) {
 			if (t > 0 &&
 			    (r = p11_provider_open(
 				 c->modules[i], c->module_allow, &prov)) != 0)
-				return r;
-			r = keystore_add_tokens(
-			    a->ks, prov, c->tokens[t].uri, kind, value);
+				goto out;
+			r = keystore_add_tokens(a->ks, prov, c->tokens[t].uri,
+			    token_pin_kind(c, t), token_pin_value(c, t), 0);
 			if (r == TS_ERR_P11_TOKEN_NOT_FOUND)
 				continue;
 			if (r != 0) {
 				error_fr(r, "token %.200s", c->tokens[t].uri);
-				return r;
+				goto out;
 			}
-			any = 1;
+			matched[t] = 1;
 		}
-		if (!any && c->nmodules == 1) {
-			error("no token matches the --token URIs");
-			return TS_ERR_P11_TOKEN_NOT_FOUND;
+	}
+	/* A spec no module has a token for: waited for in every module. */
+	for (t = 0; t < c->ntokens; t++) {
+		if (matched[t])
+			continue;
+		if (!wait) {
+			error("no token matches --token %.200s "
+			      "(config missing_token fail)",
+			    c->tokens[t].uri);
+			r = TS_ERR_P11_TOKEN_NOT_FOUND;
+			goto out;
 		}
+		kind = token_pin_kind(c, t);
+		value = token_pin_value(c, t);
+		for (i = 0; i < c->nmodules; i++)
+			if ((r = p11_provider_open(
+				 c->modules[i], c->module_allow, &prov)) != 0 ||
+			    (r = keystore_add_tokens(a->ks, prov,
+				 c->tokens[t].uri, kind, value, wait)) != 0) {
+				error_fr(r, "token %.200s", c->tokens[t].uri);
+				goto out;
+			}
 	}
 	/* An env PIN must not reach children or /proc/PID/environ. */
 	if (c->pin_kind == CONFIG_PIN_ENV && c->pin_value != NULL)
@@ -442,14 +538,18 @@ open_tokens(struct agent *a)
 		if (c->tokens[t].pin_kind == CONFIG_PIN_ENV)
 			scrub_env(c->tokens[t].pin_value);
 	if ((r = keystore_load(a->ks)) != 0)
-		return r;
+		goto out;
 	if ((r = keystore_retain(a->ks, c->keys, c->nkeys, &t)) != 0) {
 		error_fr(r, "key \"%.200s\"", c->keys[t]);
-		return r;
+		goto out;
 	}
-	logit("%zu token(s), %zu key(s)", keystore_token_count(a->ks),
-	    keystore_count(a->ks));
-	return 0;
+	logit("%zu token(s), %zu key(s)%s", keystore_token_count(a->ks),
+	    keystore_count(a->ks),
+	    keystore_waiting(a->ks) ? "; waiting for more" : "");
+	r = 0;
+out:
+	free(matched);
+	return r;
 }
 
 static void
@@ -794,7 +894,10 @@ main(int argc, char **argv)
 		logit("listening on %s", a.listen_tls);
 	}
 	if (loop_add_fd(a.loop, a.sigfd, LOOP_READ, on_signal, &a) != 0 ||
-	    loop_add_timer(a.loop, 1000, 1, expire_tick, &a) < 0)
+	    loop_add_timer(a.loop, 1000, 1, expire_tick, &a) < 0 ||
+	    (keystore_late_fd(a.ks) >= 0 &&
+		loop_add_fd(a.loop, keystore_late_fd(a.ks), LOOP_READ,
+		    on_late_tokens, &a) != 0))
 		fatal_f("loop setup");
 
 	/* Ready. */

@@ -139,10 +139,17 @@ do_status(struct agent_conn *c)
 	       "connections: %u\n",
 	    (unsigned long long)s->uptime, (unsigned long long)s->signatures,
 	    (unsigned long long)s->errors, s->connections);
-	for (i = 0; i < s->ntokens; i++)
-		printf("token: %s %s%s\n", s->tokens[i].label,
-		    s->tokens[i].present ? "present" : "absent",
-		    s->tokens[i].logged_in ? ", logged in" : ", logged out");
+	for (i = 0; i < s->ntokens; i++) {
+		/* an empty label: a --token spec not seen yet */
+		if (s->tokens[i].label[0] == '\0')
+			printf("token: %s waiting (not inserted yet)\n",
+			    s->tokens[i].uri);
+		else
+			printf("token: %s %s%s\n", s->tokens[i].label,
+			    s->tokens[i].present ? "present" : "absent",
+			    s->tokens[i].logged_in ? ", logged in"
+						   : ", logged out");
+	}
 	for (i = 0; i < s->nkeys; i++)
 		printf("key: %s %s signatures %llu errors %llu\n",
 		    s->keys[i].id, s->keys[i].label,
@@ -228,6 +235,8 @@ do_status_json(struct agent_conn *c)
 		    t, "present", json_boolean(s->tokens[i].present));
 		bad |= json_object_set_new(
 		    t, "logged_in", json_boolean(s->tokens[i].logged_in));
+		bad |= json_object_set_new(
+		    t, "waiting", json_boolean(s->tokens[i].label[0] == '\0'));
 		bad |= json_array_append_new(toks, t);
 	}
 	for (i = 0; i < s->nkeys; i++) {
