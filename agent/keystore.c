@@ -309,10 +309,10 @@ key_id_hex(const uint8_t *fp, char out[TS_PROTO_KEY_ID_LEN + 1])
 
 /*
  * Makes the keys of token ti in slab[nslab, ...) without publishing them;
- * *nmadep says how many.  Keys past KS_MAX_KEYS are left out, logged.
+ * returns how many.  Keys past KS_MAX_KEYS are left out, logged.
  */
-int
-ks_make_keys(struct keystore *ks, size_t ti, size_t *nmadep)
+size_t
+ks_make_keys(struct keystore *ks, size_t ti)
 {
 	struct ks_token *t = &ks->tokens[ti];
 	struct ks_key *nk;
@@ -339,22 +339,17 @@ ks_make_keys(struct keystore *ks, size_t ti, size_t *nmadep)
 		atomic_init(&nk->errors, 0);
 		made++;
 	}
-	*nmadep = made;
-	return 0;
+	return made;
 }
 
 int
 keystore_load(struct keystore *ks)
 {
-	size_t i, n;
-	int r;
+	size_t i;
 
 	ks->nslab = 0;
-	for (i = 0; i < ks->nprepared; i++) {
-		if ((r = ks_make_keys(ks, i, &n)) != 0)
-			return r;
-		ks->nslab += n;
-	}
+	for (i = 0; i < ks->nprepared; i++)
+		ks->nslab += ks_make_keys(ks, i);
 	for (i = 0; i < ks->nslab; i++)
 		ks->view[i] = &ks->slab[i];
 	ks->nadopted = ks->nslab;

@@ -120,7 +120,7 @@ int ks_take_token(struct keystore *ks, size_t idx, struct p11_token *tok,
     enum ks_pin_kind kind, const char *value, const struct p11_pin *given);
 /* Whether tok is one of tokens[0, nprepared); lmu held, or before serving. */
 int ks_token_taken(const struct keystore *ks, const struct p11_token *tok);
-int ks_make_keys(struct keystore *ks, size_t ti, size_t *nmadep);
+size_t ks_make_keys(struct keystore *ks, size_t ti);
 int ks_watch_token(struct keystore *ks, size_t ti);
 int ks_key_matches_uri(const struct ks_key *k, const struct p11_uri *uri);
 

@@ -196,7 +196,7 @@ ks_hunt_wait(struct keystore *ks, struct ks_wait *w)
 			ks_wait_end(ks, w, KS_WAIT_FAILED);
 			return;
 		}
-		(void)ks_make_keys(ks, idx, &made);
+		made = ks_make_keys(ks, idx);
 		pthread_mutex_lock(&ks->lmu);
 		ks->nslab += made;
 		ks->nprepared = idx + 1;
