@@ -183,7 +183,7 @@ ks_login_locked(
 		hold = NULL;
 	}
 	t->logged_in_ms = loop_now_ms();
-	t->needs_unlock = 0;
+	__atomic_store_n(&t->needs_unlock, 0, __ATOMIC_RELAXED);
 	t->pin_rejected = 0;
 	t->active = 1;
 	r = 0;
@@ -653,7 +653,7 @@ ks_ensure_login(struct keystore *ks, struct ks_key *k)
 	pthread_mutex_lock(&ks->mu);
 	if (!p11_token_logged_in(t->tok)) {
 		if (t->kind != KS_PIN_FILE && t->held == NULL) {
-			t->needs_unlock = 1;
+			__atomic_store_n(&t->needs_unlock, 1, __ATOMIC_RELAXED);
 			r = TS_ERR_AGENT_NEEDS_UNLOCK;
 		} else if ((r = ks_login_locked(ks, t, t->held)) != 0) {
 			if (r == TS_ERR_P11_TOKEN_REMOVED ||
@@ -664,7 +664,7 @@ ks_ensure_login(struct keystore *ks, struct ks_key *k)
 			}
 			error_fr(r, "token \"%.64s\": login again",
 			    p11_token_label(t->tok));
-			t->needs_unlock = 1;
+			__atomic_store_n(&t->needs_unlock, 1, __ATOMIC_RELAXED);
 			r = TS_ERR_AGENT_NEEDS_UNLOCK;
 		} else
 			logit("token \"%.64s\": logged in again",
@@ -726,13 +726,13 @@ ks_reopen(struct keystore *ks, struct ks_token *t, unsigned gen)
 	if (p11_token_login_required(t->tok)) {
 		if (t->kind != KS_PIN_FILE && t->kind != KS_PIN_NONE &&
 		    t->held == NULL) {
-			t->needs_unlock = 1;
+			__atomic_store_n(&t->needs_unlock, 1, __ATOMIC_RELAXED);
 			r = TS_ERR_AGENT_NEEDS_UNLOCK;
 			goto out;
 		}
 		if (t->kind == KS_PIN_NONE && t->held == NULL &&
 		    !p11_token_protected_auth(t->tok)) {
-			t->needs_unlock = 1;
+			__atomic_store_n(&t->needs_unlock, 1, __ATOMIC_RELAXED);
 			r = TS_ERR_AGENT_NEEDS_UNLOCK;
 			goto out;
 		}
@@ -742,7 +742,8 @@ ks_reopen(struct keystore *ks, struct ks_token *t, unsigned gen)
 			if (r == TS_ERR_P11_PIN_INCORRECT ||
 			    r == TS_ERR_P11_PIN_SOURCE ||
 			    r == TS_ERR_P11_PIN_REQUIRED) {
-				t->needs_unlock = 1;
+				__atomic_store_n(
+				    &t->needs_unlock, 1, __ATOMIC_RELAXED);
 				r = TS_ERR_AGENT_NEEDS_UNLOCK;
 			}
 			goto out;
@@ -912,7 +913,7 @@ keystore_expire(struct keystore *ks)
 		p11_pin_free(t->held);
 		t->held = NULL;
 		if (t->kind != KS_PIN_FILE)
-			t->needs_unlock = 1;
+			__atomic_store_n(&t->needs_unlock, 1, __ATOMIC_RELAXED);
 		logit("token \"%.64s\": PIN timeout, logged out",
 		    p11_token_label(t->tok));
 	}
@@ -945,7 +946,8 @@ keystore_needs_unlock(const struct keystore *ks)
 	int n = 0;
 
 	for (i = 0; i < keystore_token_count(ks); i++)
-		n |= ks->tokens[i].needs_unlock;
+		n |= __atomic_load_n(
+		    &ks->tokens[i].needs_unlock, __ATOMIC_RELAXED);
 	return n;
 }
 

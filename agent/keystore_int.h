@@ -33,7 +33,7 @@ struct ks_token {
 	enum ks_pin_kind kind;
 	char *value; /* file path or variable name */
 	uint64_t logged_in_ms; /* 0: not logged in by us */
-	int needs_unlock;
+	int needs_unlock; /* written under mu (__atomic: STATUS reads it bare) */
 	/*
 	 * An env PIN cannot be read again: a copy is held (secmem) while
 	 * logged in, for logging in again after a removal or a dropped

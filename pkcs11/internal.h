@@ -92,7 +92,11 @@ struct p11_key {
 	uint8_t fp[32];
 	char fpstr[64];
 	char *uri;
-	/* guarded by tok->lock */
+	/*
+	 * Guarded by tok->lock; the next three are also read without it by
+	 * the p11_key_* accessors (LIST_KEYS), so they are written with
+	 * __atomic stores.
+	 */
 	int always_auth;
 	int has_private;
 	int present;

@@ -793,19 +793,19 @@ p11_key_fingerprint_str(const struct p11_key *key)
 int
 p11_key_always_auth(const struct p11_key *key)
 {
-	return key->always_auth;
+	return __atomic_load_n(&key->always_auth, __ATOMIC_RELAXED);
 }
 
 int
 p11_key_has_private(const struct p11_key *key)
 {
-	return key->has_private;
+	return __atomic_load_n(&key->has_private, __ATOMIC_RELAXED);
 }
 
 int
 p11_key_present(const struct p11_key *key)
 {
-	return key->present;
+	return __atomic_load_n(&key->present, __ATOMIC_RELAXED);
 }
 
 const char *

@@ -96,7 +96,7 @@ p11_token_mark_removed(struct p11_token *tok)
 	memcpy(idle, tok->idle, n * sizeof(*idle));
 	tok->nidle = 0;
 	for (i = 0; i < tok->nkeys; i++) {
-		tok->keys[i]->present = 0;
+		__atomic_store_n(&tok->keys[i]->present, 0, __ATOMIC_RELAXED);
 		tok->keys[i]->priv = CK_INVALID_HANDLE;
 	}
 	tok->keys_loaded = 0;
@@ -425,7 +425,7 @@ token_load_keys_locked(struct p11_token *tok)
 		return r;
 	pthread_mutex_lock(&tok->lock);
 	for (j = 0; j < tok->nkeys; j++)
-		tok->keys[j]->present = 0;
+		__atomic_store_n(&tok->keys[j]->present, 0, __ATOMIC_RELAXED);
 	for (i = 0; i < n; i++) {
 		k = nk[i];
 		found = 0;
@@ -439,9 +439,11 @@ token_load_keys_locked(struct p11_token *tok)
 			    strcmp(o->label, k->label) != 0)
 				continue;
 			/* same key as before: keep the caller's pointer */
-			o->present = 1;
-			o->has_private = k->has_private;
-			o->always_auth = k->always_auth;
+			__atomic_store_n(&o->present, 1, __ATOMIC_RELAXED);
+			__atomic_store_n(
+			    &o->has_private, k->has_private, __ATOMIC_RELAXED);
+			__atomic_store_n(
+			    &o->always_auth, k->always_auth, __ATOMIC_RELAXED);
 			o->priv = k->priv;
 			found = 1;
 		}
