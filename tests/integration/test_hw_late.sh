@@ -32,7 +32,10 @@ agent() { # CONFIG-FILE LOG [OPTIONS...]
 	pid=$!
 	ts_bg_track $pid
 }
-stop() { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }
+stop() { # a clean exit (under ASan: no leak of a late token's state)
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" || ts_fail "agent exit status $? after SIGTERM"
+}
 served() { # LABEL: the agent lists the key
 	"$C" keys 2>/dev/null | awk -v l="$1" '$4 == l { f = 1 } END { exit !f }'
 }
@@ -158,3 +161,4 @@ n=$(ts_shim_stat C_Login)
 served p256 && ts_fail "keys served without a login"
 stop
 ts_pass "wrong PIN on the late token: tried once, not again, nothing served"
+ts_done
