@@ -207,6 +207,29 @@ pin_spec(const char *v, enum config_pin *kind, char **value)
 	return TS_ERR_CONFIG;
 }
 
+/*
+ * A keyword taking one of two words: w[1] is yes (*out = 1) or no (0),
+ * else a config error naming both.
+ */
+static int
+two_way(char **w, int n, const char *yes, const char *no, int *out, char *why,
+    size_t whylen)
+{
+	if (n != 2) {
+		snprintf(why, whylen, "%s takes 1 value(s)", w[0]);
+		return TS_ERR_CONFIG;
+	}
+	if (strcmp(w[1], yes) == 0)
+		*out = 1;
+	else if (strcmp(w[1], no) == 0)
+		*out = 0;
+	else {
+		snprintf(why, whylen, "%s is %s or %s", w[0], yes, no);
+		return TS_ERR_CONFIG;
+	}
+	return 0;
+}
+
 int
 config_line(struct agent_config *c, const char *line, char *why, size_t whylen)
 {
@@ -332,43 +355,14 @@ config_line(struct agent_config *c, const char *line, char *why, size_t whylen)
 		c->allow_gids[c->nallow_gids++] = gid;
 		return 0;
 	}
-	if (strcmp(w[0], "raw_digest") == 0) {
-		NEED(1);
-		if (strcmp(w[1], "yes") == 0)
-			c->raw_digest = 1;
-		else if (strcmp(w[1], "no") == 0)
-			c->raw_digest = 0;
-		else {
-			snprintf(why, whylen, "raw_digest is yes or no");
-			return TS_ERR_CONFIG;
-		}
-		return 0;
-	}
-	if (strcmp(w[0], "pin_final_try") == 0) { /* issue 6 */
-		NEED(1);
-		if (strcmp(w[1], "allow") == 0)
-			c->pin_final_try = 1;
-		else if (strcmp(w[1], "refuse") == 0)
-			c->pin_final_try = 0;
-		else {
-			snprintf(
-			    why, whylen, "pin_final_try is allow or refuse");
-			return TS_ERR_CONFIG;
-		}
-		return 0;
-	}
-	if (strcmp(w[0], "missing_token") == 0) { /* absent at start */
-		NEED(1);
-		if (strcmp(w[1], "wait") == 0)
-			c->missing_token = 1;
-		else if (strcmp(w[1], "fail") == 0)
-			c->missing_token = 0;
-		else {
-			snprintf(why, whylen, "missing_token is wait or fail");
-			return TS_ERR_CONFIG;
-		}
-		return 0;
-	}
+	if (strcmp(w[0], "raw_digest") == 0)
+		return two_way(w, n, "yes", "no", &c->raw_digest, why, whylen);
+	if (strcmp(w[0], "pin_final_try") == 0) /* issue 6 */
+		return two_way(
+		    w, n, "allow", "refuse", &c->pin_final_try, why, whylen);
+	if (strcmp(w[0], "missing_token") == 0) /* absent at start */
+		return two_way(
+		    w, n, "wait", "fail", &c->missing_token, why, whylen);
 	if (strcmp(w[0], "ssh") == 0) { /* issue 7: per-key ssh switch */
 		NEED(2);
 		LIST_ROOM(c->nssh);
@@ -436,18 +430,8 @@ config_line(struct agent_config *c, const char *line, char *why, size_t whylen)
 			c->write_timeout = v;
 		return 0;
 	}
-	if (strcmp(w[0], "pcsc_watch") == 0) { /* issue 6 */
-		NEED(1);
-		if (strcmp(w[1], "yes") == 0)
-			c->pcsc_watch = 1;
-		else if (strcmp(w[1], "no") == 0)
-			c->pcsc_watch = 0;
-		else {
-			snprintf(why, whylen, "pcsc_watch is yes or no");
-			return TS_ERR_CONFIG;
-		}
-		return 0;
-	}
+	if (strcmp(w[0], "pcsc_watch") == 0) /* issue 6 */
+		return two_way(w, n, "yes", "no", &c->pcsc_watch, why, whylen);
 	if (strcmp(w[0], "presence_poll_ms") == 0) { /* issue 6 */
 		NEED(1);
 		v = strcmp(w[1], "0") == 0 ? 0 : parse_count(w[1], 60000);

@@ -1016,6 +1016,18 @@ keystore_explain(const struct keystore *ks, const struct ks_key *k, int r,
 	}
 }
 
+void
+ks_wait_ms_locked(struct keystore *ks, unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	(void)pthread_cond_timedwait(&ks->wcv, &ks->wmu, &ts);
+}
+
 /*
  * One token's presence watcher: a C_GetSlotInfo (+ C_GetTokenInfo) every
  * watch_ms.  A removal is logged (the token and its keys show absent in
@@ -1029,7 +1041,6 @@ ks_watch_main(void *arg)
 	struct ks_watch_arg *wa = arg;
 	struct keystore *ks = wa->ks;
 	struct ks_token *t = &ks->tokens[wa->i];
-	struct timespec ts;
 	unsigned gen, ms;
 	int was, now, r, want;
 
@@ -1044,13 +1055,8 @@ ks_watch_main(void *arg)
 		ms = t->burst > 0 ? 100 : ks->watch_ms;
 		if (ms == 0)
 			pthread_cond_wait(&ks->wcv, &ks->wmu);
-		else {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-			ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
-			ts.tv_nsec %= 1000000000L;
-			(void)pthread_cond_timedwait(&ks->wcv, &ks->wmu, &ts);
-		}
+		else
+			ks_wait_ms_locked(ks, ms);
 		if (ks->wstop)
 			break;
 		if (t->burst > 0)
@@ -1118,7 +1124,6 @@ ks_slotev_main(void *arg)
 	struct ks_watch_arg *wa = arg;
 	struct keystore *ks = wa->ks;
 	struct p11_provider *prov = ks->provs[wa->i];
-	struct timespec ts;
 	uint64_t slot;
 	int r;
 
@@ -1138,11 +1143,7 @@ ks_slotev_main(void *arg)
 			debug_f("no slot events (%s): polling", ts_err(r));
 			break;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		(void)pthread_cond_timedwait(&ks->wcv, &ks->wmu, &ts);
+		ks_wait_ms_locked(ks, 50);
 	}
 	pthread_mutex_unlock(&ks->wmu);
 	return NULL;

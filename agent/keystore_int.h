@@ -122,6 +122,8 @@ int ks_take_token(struct keystore *ks, size_t idx, struct p11_token *tok,
 int ks_token_taken(const struct keystore *ks, const struct p11_token *tok);
 size_t ks_make_keys(struct keystore *ks, size_t ti);
 int ks_watch_token(struct keystore *ks, size_t ti);
+/* Waits on wcv for at most ms (wmu held); a broadcast ends it early. */
+void ks_wait_ms_locked(struct keystore *ks, unsigned ms);
 int ks_key_matches_uri(const struct ks_key *k, const struct p11_uri *uri);
 
 /* keystore_late.c */

@@ -239,19 +239,13 @@ static void *
 ks_hunt_main(void *arg)
 {
 	struct keystore *ks = arg;
-	struct timespec ts;
-	unsigned ms;
 
 	pthread_mutex_lock(&ks->wmu);
 	while (!ks->wstop) {
 		if (!ks->hunt) {
-			ms = ks->watch_ms > 0 ? ks->watch_ms : KS_HUNT_MS;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-			ts.tv_sec += ms / 1000 + ts.tv_nsec / 1000000000L;
-			ts.tv_nsec %= 1000000000L;
 			/* other wake-ups (watchers' bursts) just look early */
-			(void)pthread_cond_timedwait(&ks->wcv, &ks->wmu, &ts);
+			ks_wait_ms_locked(
+			    ks, ks->watch_ms > 0 ? ks->watch_ms : KS_HUNT_MS);
 			if (ks->wstop)
 				break;
 		}

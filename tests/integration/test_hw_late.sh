@@ -40,26 +40,31 @@ served() { # LABEL: the agent lists the key
 	"$C" keys 2>/dev/null | awk -v l="$1" '$4 == l { f = 1 } END { exit !f }'
 }
 
+conf() { # NAME [LINE...]: an agent config file, mode 0600
+	local f=$1
+	shift
+	printf '%s\n' "$@" > "$f"
+	chmod 600 "$f"
+}
+refused() { # DESC PATTERN CONFIG-LINE: the agent must not start
+	conf refused.conf "$3"
+	ts_expect_fail "$1" nonzero "$2" \
+	    "$TS_AGENT" -D -a "$TOKENSIGN_AUTH_SOCK" --module "$TS_SHIM" \
+	    --module-allow "$TS_SHIM_ALLOW" --config "$TS_TMP/refused.conf" \
+	    --pin-source "$TS_PIN_FILE" --token "$MAIN" --token "$SECOND"
+}
+
 # --- missing_token fail: the old refusal, now by choice
 ts_shim_set '[token ts-main]' present=0
-printf 'missing_token fail\n' > fail.conf
-chmod 600 fail.conf
-ts_expect_fail "missing_token fail: absent token refused at start" nonzero \
-    "no token matches --token $MAIN" \
-    "$TS_AGENT" -D -a "$TOKENSIGN_AUTH_SOCK" --module "$TS_SHIM" \
-    --module-allow "$TS_SHIM_ALLOW" --config "$TS_TMP/fail.conf" \
-    --pin-source "$TS_PIN_FILE" --token "$MAIN" --token "$SECOND"
-printf 'missing_token sometimes\n' > bad.conf
-chmod 600 bad.conf
-ts_expect_fail "missing_token takes wait or fail" nonzero \
-    'missing_token is wait or fail' \
-    "$TS_AGENT" -D -a "$TOKENSIGN_AUTH_SOCK" --module "$TS_SHIM" \
-    --module-allow "$TS_SHIM_ALLOW" --config "$TS_TMP/bad.conf" \
-    --pin-source "$TS_PIN_FILE" --token "$MAIN"
+refused "missing_token fail: absent token refused at start" \
+    "no token matches --token $MAIN" 'missing_token fail'
+refused "missing_token takes wait or fail" 'missing_token is wait or fail' \
+    'missing_token sometimes'
+refused "missing_token takes one value" 'missing_token takes 1 value' \
+    'missing_token wait fail'
 
 # --- default: start without ts-main, serve ts-second meanwhile
-printf 'touch_timeout p256 1\n' > agent.conf
-chmod 600 agent.conf
+conf agent.conf 'touch_timeout p256 1'
 agent agent.conf agent.log --pin-source "$TS_PIN_FILE" --token "$MAIN" \
     --token "$SECOND" --key p256 --key p256-b
 ts_wait_for "$C" agent status || ts_fail "agent did not start: $(cat agent.log)"
@@ -131,8 +136,7 @@ ts_pass "the late token's removal and reinsertion are watched"
     ts_fail "C_Login $(ts_shim_stat C_Login) times, want ts-second, ts-main and the re-login"
 stop
 ts_shim_set '[token ts-main]' present=0
-printf '' > plain.conf
-chmod 600 plain.conf
+conf plain.conf '# nothing but the defaults'
 
 # --- an env PIN source: read at start (the variable is scrubbed then)
 TS_LATE_PIN=$TS_PIN agent plain.conf env.log --pin-env TS_LATE_PIN --token "$MAIN"
