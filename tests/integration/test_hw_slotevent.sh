@@ -7,7 +7,6 @@
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/lib/shim.sh"
 . "$TS_SRC/tests/lib/agent.sh"
-export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$TS_SRC/tests/lib/lsan-softhsm.supp
 ts_softhsm_setup p256
 ts_shim_setup
 cd "$TS_TMP"

@@ -9,7 +9,6 @@
 . "$TS_SRC/tests/lib/common.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/lib/shim.sh"
-export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$TS_SRC/tests/lib/lsan-softhsm.supp
 command -v script >/dev/null || { echo "skip: script(1) not installed"; exit 77; }
 ts_softhsm_setup p256
 ts_shim_setup

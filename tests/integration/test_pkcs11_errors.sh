@@ -6,7 +6,6 @@
 # sanitizer builds: SoftHSM's own leaks are not ours (full stacks needed
 # to see that the allocation comes from inside the module)
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0
-export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$TS_SRC/tests/lib/lsan-softhsm.supp
 ts_softhsm_setup p256
 # a second key labelled p256 on the other token: "object=p256" is ambiguous
 ts_softhsm_keygen ts-second EC:prime256v1 p256 21

@@ -8,7 +8,6 @@
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/lib/shim.sh"
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0
-export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$TS_SRC/tests/lib/lsan-softhsm.supp
 ts_softhsm_setup p256
 ts_shim_setup
 T=$TS_CLIENT

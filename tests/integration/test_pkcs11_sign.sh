@@ -7,7 +7,6 @@
 # sanitizer builds: SoftHSM's own leaks are not ours (full stacks needed
 # to see that the allocation comes from inside the module)
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0
-export LSAN_OPTIONS=${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$TS_SRC/tests/lib/lsan-softhsm.supp
 ts_softhsm_setup
 T=$TS_CLIENT
 M=$TS_MODULE
