@@ -297,14 +297,15 @@ keystore_adopt(struct keystore *ks, ks_key_hook hook, void *arg)
 	pthread_mutex_unlock(&ks->lmu);
 	/* the tokens first: a key's token is there before the key is */
 	atomic_store_explicit(&ks->ntokens, tlast, memory_order_release);
+	/* one at a time: the hook sees the keys adopted before this one */
 	nk = keystore_count(ks);
 	for (i = from; i < to; i++) {
 		k = &ks->slab[i];
 		if (hook != NULL && !hook(arg, k))
 			continue;
 		ks->view[nk++] = k;
+		atomic_store_explicit(&ks->nkeys, nk, memory_order_release);
 	}
-	atomic_store_explicit(&ks->nkeys, nk, memory_order_release);
 	for (i = tfirst; i < tlast; i++)
 		if (ks_watch_token(ks, i) != 0)
 			error("token \"%.64s\": no presence watcher",

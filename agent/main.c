@@ -210,8 +210,24 @@ check_refs(struct agent *a, const char *what, char *const *refs, size_t n,
  * keystore_adopt() hook for a key on a token that arrived after start:
  * the --key filter and the per-key config of the current config, applied
  * before any client can see the key.  A reference matches the key by id,
- * label or URI (ks_key_matches()).
+ * label or URI (ks_key_matches()); confirm and touch_timeout apply to
+ * every key a reference matches, the safe direction.
  */
+/*
+ * Whether ref names late key k and no key served yet: at start a
+ * reference naming two keys is refused as ambiguous, so one that already
+ * names a key never admits a second (--key) or widens ssh to it.
+ */
+static int
+late_ref(struct agent *a, struct ks_key *k, const char *ref)
+{
+	struct ks_key *o;
+
+	return ks_key_matches(k, ref) &&
+	    keystore_lookup(a->ks, ref, strlen(ref), &o) ==
+	    TS_ERR_P11_KEY_NOT_FOUND;
+}
+
 static int
 late_key(void *arg, struct ks_key *k)
 {
@@ -221,10 +237,11 @@ late_key(void *arg, struct ks_key *k)
 	int keep = c->nkeys == 0;
 
 	for (i = 0; i < c->nkeys && !keep; i++)
-		keep = ks_key_matches(k, c->keys[i]);
+		keep = late_ref(a, k, c->keys[i]);
 	if (!keep) {
 		logit("key %s \"%.64s\" on token \"%.64s\": not named by "
-		      "--key; not served",
+		      "--key (or its reference names a key served already); "
+		      "not served",
 		    ks_key_id(k), ks_key_label(k), ks_key_token_label(k));
 		return 0;
 	}
@@ -232,7 +249,7 @@ late_key(void *arg, struct ks_key *k)
 	ks_key_set_confirm(k, 0);
 	ks_key_set_ssh(k, SSHPROTO_KEY_DEFAULT);
 	for (i = 0; i < c->nssh; i++)
-		if (ks_key_matches(k, c->ssh[i]))
+		if (late_ref(a, k, c->ssh[i]))
 			ks_key_set_ssh(k, c->ssh_mode[i]);
 	for (i = 0; i < c->nconfirm; i++)
 		if (ks_key_matches(k, c->confirm[i]))

@@ -14,6 +14,8 @@
 . "$TS_SRC/tests/lib/agent.sh"
 ts_softhsm_setup p256
 ts_softhsm_keygen ts-main EC:secp384r1 p384 02
+# the label of ts-second's key: --key p256-b names that one already
+ts_softhsm_keygen ts-main EC:prime256v1 p256-b 12
 ts_shim_setup
 cd "$TS_TMP"
 C=$TS_CLIENT
@@ -96,7 +98,7 @@ ts_wait_for served p256 ||
     ts_fail "late key never served: $(cat agent.log)"
 t1=$(now_ms)
 ts_pass "ts-main's keys served $((t1 - t0)) ms after insertion"
-grep -q 'token "ts-main" (serial .*) arrived: 2 key(s)' agent.log ||
+grep -q 'token "ts-main" (serial .*) arrived: 3 key(s)' agent.log ||
     ts_fail "no arrival line: $(cat agent.log)"
 "$C" public-key --key p256 > p256.pem
 ts_payload registry.example.com/late/app "$dig" > payload.json
@@ -106,8 +108,13 @@ openssl dgst -sha256 -verify p256.pem -signature p256.sig payload.json >/dev/nul
     ts_fail "late key's signature does not verify"
 ts_pass "late key signs; openssl verifies"
 served p384 && ts_fail "p384 served though --key names only p256"
-grep -q 'key .* "p384" on token "ts-main": not named by --key; not served' agent.log ||
+grep -q 'key .* "p384" on token "ts-main": not named by --key.*not served' agent.log ||
     ts_fail "no log line for the filtered key: $(cat agent.log)"
+[ "$("$C" keys 2>/dev/null | awk '$4 == "p256-b"' | wc -l)" = 1 ] ||
+    ts_fail "--key p256-b admitted a second key: $("$C" keys 2>&1)"
+"$C" keys 2>/dev/null | awk '$4 == "p256-b" && $5 == "ts-second" { f = 1 } END { exit !f }' ||
+    ts_fail "p256-b is not ts-second's any more: $("$C" keys 2>&1)"
+ts_pass "a --key reference naming a served key does not admit the late key of that label"
 ts_expect_fail "late key outside --key refused" 14 'key not found' \
     "$C" agent sign --key p384 --digest "$dig"
 st=$("$C" agent status)
