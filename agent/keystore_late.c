@@ -138,7 +138,7 @@ keystore_wait_uri(const struct keystore *ks, size_t i)
 /*
  * Marks w done or failed, and the same --token spec waited for in other
  * modules (one token satisfies it, as at start); "any token" waits are
- * per module.
+ * per module.  Hunter thread only (it alone uses waits[].pin).
  */
 static void
 ks_wait_end(struct keystore *ks, struct ks_wait *w, enum ks_wait_state st)
@@ -148,8 +148,12 @@ ks_wait_end(struct keystore *ks, struct ks_wait *w, enum ks_wait_state st)
 	for (i = 0; i < ks->nwaits; i++)
 		if (&ks->waits[i] == w ||
 		    (w->uri != NULL && ks->waits[i].uri != NULL &&
-			strcmp(ks->waits[i].text, w->text) == 0))
+			strcmp(ks->waits[i].text, w->text) == 0)) {
 			atomic_store(&ks->waits[i].state, st);
+			/* the token holds its own copy of an env PIN */
+			p11_pin_free(ks->waits[i].pin);
+			ks->waits[i].pin = NULL;
+		}
 }
 
 /*
@@ -163,7 +167,7 @@ ks_hunt_wait(struct keystore *ks, struct ks_wait *w)
 	struct p11_token *tok;
 	uint64_t one = 1;
 	size_t i, n, idx, made;
-	int r, taken;
+	int r, taken, done = 0;
 
 	n = p11_provider_token_count(w->prov);
 	for (i = 0; i < n; i++) {
@@ -201,12 +205,15 @@ ks_hunt_wait(struct keystore *ks, struct ks_wait *w)
 		ks->nslab += made;
 		ks->nprepared = idx + 1;
 		pthread_mutex_unlock(&ks->lmu);
-		ks_wait_end(ks, w, KS_WAIT_DONE);
+		done = 1;
 		logit("token \"%.64s\" (serial %.16s) arrived: %zu key(s)",
 		    ks->tokens[idx].label, ks->tokens[idx].serial, made);
 		if (write(ks->late_fd, &one, sizeof(one)) != sizeof(one))
 			debug_f("eventfd: %s", strerror(errno));
 	}
+	/* after the loop: every token matching now used the wait's PIN */
+	if (done)
+		ks_wait_end(ks, w, KS_WAIT_DONE);
 }
 
 /* One look for every open wait; each module's slot list read once. */
