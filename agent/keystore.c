@@ -225,6 +225,23 @@ ks_take_token(struct keystore *ks, size_t idx, struct p11_token *tok,
 }
 
 int
+ks_token_wanted(const struct p11_token *tok, const struct p11_uri *uri, int say)
+{
+	if (tok == NULL || !p11_token_present(tok))
+		return 0;
+	if (uri != NULL)
+		return p11_token_match_uri(tok, uri);
+	/* An uninitialised token (SoftHSM's free slot) has no label. */
+	if (p11_token_label(tok)[0] == '\0') {
+		if (say)
+			debug_f("skipping slot %llu: token has no label",
+			    (unsigned long long)p11_token_slot_id(tok));
+		return 0;
+	}
+	return 1;
+}
+
+int
 ks_token_taken(const struct keystore *ks, const struct p11_token *tok)
 {
 	size_t j;
@@ -259,17 +276,7 @@ keystore_add_tokens(struct keystore *ks, struct p11_provider *prov,
 	n = p11_provider_token_count(prov);
 	for (i = 0; i < n; i++) {
 		tok = p11_provider_token(prov, i);
-		if (tok == NULL || !p11_token_present(tok))
-			continue;
-		if (uri != NULL && !p11_token_match_uri(tok, uri))
-			continue;
-		/* An uninitialised token (SoftHSM's free slot) has no label. */
-		if (uri == NULL && p11_token_label(tok)[0] == '\0') {
-			debug_f("skipping slot %llu: token has no label",
-			    (unsigned long long)p11_token_slot_id(tok));
-			continue;
-		}
-		if (ks_token_taken(ks, tok))
+		if (!ks_token_wanted(tok, uri, 1) || ks_token_taken(ks, tok))
 			continue;
 		if (ks->nprepared >= KS_MAX_TOKENS) {
 			r = TS_ERR_TOO_LARGE;

@@ -118,6 +118,12 @@ struct keystore {
 /* keystore.c */
 int ks_take_token(struct keystore *ks, size_t idx, struct p11_token *tok,
     enum ks_pin_kind kind, const char *value, const struct p11_pin *given);
+/*
+ * Whether tok is present and matches a token spec: uri, or for "any
+ * token" (NULL) one with a label; say: debug-log an unlabelled skip.
+ */
+int ks_token_wanted(
+    const struct p11_token *tok, const struct p11_uri *uri, int say);
 /* Whether tok is one of tokens[0, nprepared); lmu held, or before serving. */
 int ks_token_taken(const struct keystore *ks, const struct p11_token *tok);
 size_t ks_make_keys(struct keystore *ks, size_t ti);

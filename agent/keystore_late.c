@@ -172,10 +172,8 @@ ks_hunt_wait(struct keystore *ks, struct ks_wait *w)
 	n = p11_provider_token_count(w->prov);
 	for (i = 0; i < n; i++) {
 		tok = p11_provider_token(w->prov, i);
-		if (tok == NULL || !p11_token_present(tok))
-			continue;
-		if (w->uri != NULL ? !p11_token_match_uri(tok, w->uri)
-				   : p11_token_label(tok)[0] == '\0')
+		/* quiet: this runs every presence interval */
+		if (!ks_token_wanted(tok, w->uri, 0))
 			continue;
 		pthread_mutex_lock(&ks->lmu);
 		taken = ks_token_taken(ks, tok);
