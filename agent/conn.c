@@ -5,7 +5,9 @@
  *   dead      fd closed while a job ran; freed when the job comes back
  *   busy      one request at a worker, which may send the reply itself
  *             and, on a plain socket, serve the next requests too: the
- *             loop watches only for hangup until the job is back
+ *             loop watches only for hangup until the job is back, and
+ *             for writing while a notice (PROGRESS, or a deadline's
+ *             FAILURE, handed over for a TLS session) is not all out
  *   draining  a fatal framing error was answered; input is discarded
  *             until EOF so the peer reads our FAILURE instead of a reset
  *   writing   reply bytes pending; nothing read until they are gone
@@ -154,7 +156,8 @@ conn_set_events(struct conn *c)
 	if (c->dead)
 		return;
 	if (c->busy)
-		ev = 0; /* the worker may be reading it; poll still says HUP */
+		/* the worker may be reading it; poll still says HUP */
+		ev = wbuf_len(c->out) > 0 ? LOOP_WRITE : 0;
 	else if (wbuf_len(c->out) > 0)
 		ev = LOOP_WRITE;
 	else if (!c->m->shutting_down || c->draining)
@@ -190,7 +193,7 @@ conn_flush(struct conn *c)
 	if (c->draining) {
 		/* Our FAILURE is out: half-close so the peer sees EOF. */
 		(void)shutdown(c->fd, SHUT_WR);
-	} else if (c->m->shutting_down) {
+	} else if (c->m->shutting_down && !c->busy) {
 		conn_close(c, "agent stopping");
 		return -1;
 	}
@@ -317,7 +320,7 @@ conn_event(struct loop *l, int fd, int rev, void *arg)
 
 	(void)l;
 	(void)fd;
-	if (c->busy) {
+	if (c->busy && (rev & LOOP_READ)) {
 		/* Not watching input: hangup or error. */
 		conn_close(c, "hangup during request");
 		return;
@@ -331,6 +334,44 @@ conn_event(struct loop *l, int fd, int rev, void *arg)
 		conn_read(c);
 	conn_set_events(c);
 	conn_release(c);
+}
+
+/*
+ * Queues b's bytes from offset skip behind what c->out holds, growing it
+ * past its usual cap by what is queued; closes c and returns -1 on failure.
+ */
+static int
+conn_append(struct conn *c, const struct wbuf *b, size_t skip)
+{
+	size_t len, need;
+
+	if (skip > wbuf_len(b))
+		fatal_f("sent more than the reply");
+	len = wbuf_len(b) - skip;
+	need = wbuf_len(c->out) + len;
+	if ((need > wbuf_max_size(c->out) &&
+		wbuf_set_max_size(c->out, need) != 0) ||
+	    wbuf_put(c->out, wbuf_ptr(b) + skip, len) != 0) {
+		conn_close(c, "cannot queue reply");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A PROGRESS notice (or a deadline's FAILURE) for a TLS connection whose
+ * request is still at a worker: the loop writes it, as it writes every
+ * byte of a TLS session.  The request's own reply comes later.
+ */
+static void
+conn_notice(struct conn *c, const struct wbuf *frame)
+{
+	if (c->dead)
+		return;
+	if (conn_append(c, frame, 0) != 0)
+		return;
+	if (conn_flush(c) == 0)
+		conn_set_events(c);
 }
 
 static void
@@ -347,9 +388,13 @@ jobs_done(struct loop *l, int fd, int rev, void *arg)
 	for (j = workers_take_done(m->pool); j != NULL; j = next) {
 		next = j->next;
 		c = j->owner;
+		c->in_use++;
+		if (j->notice) {
+			conn_notice(c, j->reply);
+			goto release;
+		}
 		c->busy = 0;
 		m->busy--;
-		c->in_use++;
 		if (c->dead) {
 			/* Peer gone: conn_release() below frees it. */
 		} else if (j->r != 0) {
@@ -362,12 +407,19 @@ jobs_done(struct loop *l, int fd, int rev, void *arg)
 		} else {
 			if (j->extra_len > 0)
 				c->last_activity = loop_now_ms();
-			/* The out buffer is empty while busy: swap it in. */
-			t = c->out;
-			c->out = j->reply;
-			j->reply = t;
-			if (j->sent > 0 && wbuf_consume(c->out, j->sent) != 0)
-				fatal_f("sent more than the reply");
+			if (wbuf_len(c->out) > 0) {
+				/* A notice still going out: the reply after. */
+				if (conn_append(c, j->reply, j->sent) != 0)
+					goto release;
+			} else {
+				/* Nothing queued: swap the reply in. */
+				t = c->out;
+				c->out = j->reply;
+				j->reply = t;
+				if (j->sent > 0 &&
+				    wbuf_consume(c->out, j->sent) != 0)
+					fatal_f("sent more than the reply");
+			}
 			if (j->sent > 0)
 				c->last_activity = loop_now_ms();
 			if (c->big > CONN_SHRINK_ABOVE &&
@@ -382,6 +434,7 @@ jobs_done(struct loop *l, int fd, int rev, void *arg)
 				conn_process(c);
 			conn_set_events(c);
 		}
+release:
 		conn_release(c);
 		wbuf_free(j->reply);
 		freezero(j->extra, j->extra_len);

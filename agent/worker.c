@@ -65,7 +65,8 @@ struct progress {
 
 struct worker_pool {
 	struct dispatch_ctx *ctx;
-	/* PROGRESS watchdog: pmu guards plist and every write it does */
+	/* PROGRESS watchdog: pmu guards plist and every write it does;
+	 * taken before mu when both are held (progress_post) */
 	pthread_mutex_t pmu;
 	pthread_cond_t pcv;
 	struct progress *plist;
@@ -105,21 +106,14 @@ mono_ms(void)
 	return mono_us() / 1000;
 }
 
-/*
- * Writes one PROGRESS frame to the job's socket; called with pmu held, so
- * the worker's reply (sent after disarm) never interleaves with it.  A
- * full socket gets up to a second.
- */
-static void
-progress_send(struct progress *pg)
+/* Frames pg's PROGRESS (or deadline FAILURE) into frame; returns its length. */
+static size_t
+progress_frame(const struct progress *pg, uint8_t *frame, size_t size)
 {
-	struct job *j = pg->job;
-	uint8_t frame[4 + 1 + 4 + 4 + sizeof(pg->text)];
-	size_t tlen = strlen(pg->text), len = 1 + 4 + 4 + tlen, off = 0;
-	struct pollfd pfd;
-	ssize_t n;
-	int tries = 0;
+	size_t tlen = strlen(pg->text), len = 1 + 4 + 4 + tlen;
 
+	if (size < 4 + len)
+		fatal_f("PROGRESS frame buffer too small");
 	frame[0] = (uint8_t)(len >> 24);
 	frame[1] = (uint8_t)(len >> 16);
 	frame[2] = (uint8_t)(len >> 8);
@@ -134,7 +128,71 @@ progress_send(struct progress *pg)
 	frame[11] = (uint8_t)(tlen >> 8);
 	frame[12] = (uint8_t)tlen;
 	memcpy(frame + 13, pg->text, tlen);
-	len += 4;
+	return 4 + len;
+}
+
+/* Appends j to the done list and wakes the loop; with p->mu held. */
+static void
+done_push_locked(struct worker_pool *p, struct job *j)
+{
+	uint64_t one = 1;
+	int wake = p->done_head == NULL;
+
+	j->next = NULL;
+	if (p->done_tail != NULL)
+		p->done_tail->next = j;
+	else
+		p->done_head = j;
+	p->done_tail = j;
+	if (wake && write(p->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		error_f("eventfd: %s", strerror(errno));
+}
+
+/*
+ * Hands a frame for a TLS connection (no write function: only the loop
+ * writes its session) to the loop as a notice job.  Called with pmu held:
+ * the worker's own job, pushed after its disarm takes pmu, comes later in
+ * the done list, so the loop writes the notice first.
+ */
+static void
+progress_post(
+    struct worker_pool *p, struct job *owner, const uint8_t *frame, size_t len)
+{
+	struct job *n;
+
+	if ((n = calloc(1, sizeof(*n))) == NULL ||
+	    (n->reply = wbuf_from(frame, len)) == NULL) {
+		free(n);
+		error_f("out of memory: PROGRESS notice dropped");
+		return;
+	}
+	n->notice = 1;
+	n->owner = owner->owner;
+	n->peer = owner->peer;
+	pthread_mutex_lock(&p->mu);
+	done_push_locked(p, n);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/*
+ * Sends one PROGRESS frame to the job's client; called with pmu held, so
+ * the worker's reply (sent after disarm) never goes before it.  On a
+ * plain socket it is written here: a full socket gets up to a second.
+ */
+static void
+progress_send(struct worker_pool *p, struct progress *pg)
+{
+	struct job *j = pg->job;
+	uint8_t frame[4 + 1 + 4 + 4 + sizeof(pg->text)];
+	size_t len = progress_frame(pg, frame, sizeof(frame)), off = 0;
+	struct pollfd pfd;
+	ssize_t n;
+	int tries = 0;
+
+	if (j->write == NULL) {
+		progress_post(p, j, frame, len);
+		return;
+	}
 	while (off < len && tries < 10) {
 		n = j->write(NULL, j->fd, frame + off, len - off);
 		if (n > 0) {
@@ -189,7 +247,7 @@ progress_main(void *arg)
 		*pp = first->next;
 		first->armed = 0;
 		if (!first->job->answered)
-			progress_send(first);
+			progress_send(p, first);
 		if (first->fail)
 			first->job->answered = 1;
 	}
@@ -223,8 +281,7 @@ timer_arm(struct progress *pg, int fail, unsigned delay_ms, uint32_t kind,
 {
 	struct worker_pool *p = tl_pool;
 
-	if (p == NULL || tl_job == NULL || tl_job->write == NULL ||
-	    !p->pstarted)
+	if (p == NULL || tl_job == NULL || !p->pstarted)
 		return;
 	timer_disarm(pg);
 	pthread_mutex_lock(&p->pmu);
@@ -451,8 +508,6 @@ worker_main(void *arg)
 	struct worker *w = arg;
 	struct worker_pool *p = w->pool;
 	struct job *j;
-	uint64_t one = 1;
-	int wake;
 
 	tl_pool = p;
 	pthread_mutex_lock(&p->mu);
@@ -476,15 +531,7 @@ worker_main(void *arg)
 		while (job_linger(w, j));
 
 		pthread_mutex_lock(&p->mu);
-		wake = p->done_head == NULL;
-		if (p->done_tail != NULL)
-			p->done_tail->next = j;
-		else
-			p->done_head = j;
-		p->done_tail = j;
-		if (wake && write(p->efd, &one, sizeof(one)) < 0 &&
-		    errno != EAGAIN)
-			error_f("eventfd: %s", strerror(errno));
+		done_push_locked(p, j);
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
@@ -640,7 +687,8 @@ workers_take_done(struct worker_pool *p)
 	list = p->done_head;
 	p->done_head = p->done_tail = NULL;
 	for (j = list; j != NULL; j = j->next)
-		p->pending--;
+		if (!j->notice)
+			p->pending--;
 	pthread_mutex_unlock(&p->mu);
 	return list;
 }

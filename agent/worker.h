@@ -39,6 +39,12 @@ struct job {
 	size_t sent;
 	int answered; /* a deadline sent FAILURE: the reply is dropped */
 	/*
+	 * A notice: reply holds one PROGRESS or FAILURE frame for owner,
+	 * to be written before the reply of owner's request, which is still
+	 * out.  Not a request: no msg, not counted as pending.
+	 */
+	int notice;
+	/*
 	 * Optional, with write: the owner does not watch fd while the job is
 	 * out, and the worker may serve the connection's next requests
 	 * itself (worker.c).  Bytes it read and did not serve come back in
@@ -75,8 +81,10 @@ unsigned workers_pending(struct worker_pool *pool);
 /*
  * Issue 6, called from inside a request a worker is dispatching: unless
  * worker_progress_disarm() comes first, a PROGRESS frame (kind, text) is
- * written to the client delay_ms from now, before the reply (plain
- * connections only: a TLS session is not written from two threads).  The
+ * written to the client delay_ms from now, before the reply.  A plain
+ * connection's frame is written by the watchdog thread itself; a TLS
+ * session is written only by the loop, so its frame comes back through
+ * the done list as a notice job, ahead of the request's own job.  The
  * worker disarms by itself when the request ends.
  */
 void worker_progress_arm(unsigned delay_ms, uint32_t kind, const char *text);
@@ -84,7 +92,7 @@ void worker_progress_disarm(void);
 /*
  * Issue 6 deadline (touch timeout): unless disarmed first, FAILURE (code,
  * text) is written to the client ms from now and the request's own reply,
- * when it comes, is dropped.  ms 0: none.  Plain connections only.
+ * when it comes, is dropped.  ms 0: none.  Sent as the PROGRESS frame is.
  */
 void worker_deadline_arm(unsigned ms, int code, const char *text);
 void worker_deadline_disarm(void);
