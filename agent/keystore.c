@@ -1259,10 +1259,10 @@ keystore_reader_event(void *arg, const char *reader, int present)
 {
 	struct keystore *ks = arg;
 	const char *desc;
-	size_t i, dl;
+	size_t i, dl, n = keystore_token_count(ks), hits = 0;
 
 	pthread_mutex_lock(&ks->wmu);
-	for (i = 0; i < keystore_token_count(ks); i++) {
+	for (i = 0; i < n; i++) {
 		desc = p11_token_slot_description(ks->tokens[i].tok);
 		dl = strlen(desc);
 		/* a 64-byte slot description may be a cut reader name */
@@ -1272,6 +1272,20 @@ keystore_reader_event(void *arg, const char *reader, int present)
 		debug_f("reader \"%.100s\" (card %s): checking token %.64s",
 		    reader, present ? "in" : "out", ks->tokens[i].label);
 		ks->tokens[i].burst = 10;
+		hits++;
+	}
+	/*
+	 * A module that names its slots otherwise (not after the reader):
+	 * check every token.  A presence check is a C_GetSlotInfo, and the
+	 * token serial decides whether the card that came is the token
+	 * (p11_token_refresh refuses another serial in the slot).
+	 */
+	if (hits == 0 && n > 0) {
+		debug_f("reader \"%.100s\" (card %s) names no token's slot: "
+			"checking every token",
+		    reader, present ? "in" : "out");
+		for (i = 0; i < n; i++)
+			ks->tokens[i].burst = 10;
 	}
 	if (present)
 		ks->hunt = 1; /* maybe a token still waited for */

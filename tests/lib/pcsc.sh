@@ -231,8 +231,10 @@ ts_pcsc_bridge_shim() {
 	ts_bg_track $!
 }
 
+# The slot is described as the reader unless TS_PCSC_BRIDGE_DESC names
+# something else (a module that does not name its slots after readers).
 ts_pcsc_bridge_write() { # TOKEN FILE PRESENT
 	printf '[token %s]\nslot_description = %s\npresent = %s\n' \
-	    "$1" "$TS_PCSC_READER" "$3" > "$2.new"
+	    "$1" "${TS_PCSC_BRIDGE_DESC:-$TS_PCSC_READER}" "$3" > "$2.new"
 	mv -f "$2.new" "$2"
 }
