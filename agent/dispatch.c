@@ -769,7 +769,8 @@ h_status(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 	struct ks_key *k;
 	size_t i, n, nwait;
 	uint32_t flags = 0;
-	int r;
+	const char *uri;
+	int r, failed;
 
 	(void)peer;
 	(void)why;
@@ -789,7 +790,10 @@ h_status(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 	    (r = wbuf_put_u64(reply, atomic_load(&c->errors))) != 0 ||
 	    (r = wbuf_put_u32(reply, atomic_load(&c->connections))) != 0)
 		return r;
-	/* Tokens still waited for come last: empty label, the spec's URI. */
+	/*
+	 * Token specs still waited for (or whose token failed to log in)
+	 * come last: empty label, the spec's URI.
+	 */
 	n = keystore_token_count(c->ks);
 	nwait = keystore_wait_count(c->ks);
 	if ((r = wbuf_put_u32(reply, (uint32_t)(n + nwait))) != 0)
@@ -804,13 +808,15 @@ h_status(struct dispatch_ctx *c, struct agent_peer *peer, struct wbuf *req,
 		    (r = wbuf_put_u8(reply,
 			 (uint8_t)keystore_token_logged_in(c->ks, i))) != 0)
 			return r;
-	for (i = 0; i < nwait; i++)
+	/* present 1: arrived, not taken (its login failed) */
+	for (i = 0; i < nwait; i++) {
+		uri = keystore_wait_uri(c->ks, i, &failed);
 		if ((r = wbuf_put_cstring(reply, "")) != 0 ||
-		    (r = wbuf_put_cstring(
-			 reply, keystore_wait_uri(c->ks, i))) != 0 ||
-		    (r = wbuf_put_u8(reply, 0)) != 0 ||
+		    (r = wbuf_put_cstring(reply, uri)) != 0 ||
+		    (r = wbuf_put_u8(reply, (uint8_t)failed)) != 0 ||
 		    (r = wbuf_put_u8(reply, 0)) != 0)
 			return r;
+	}
 	n = keystore_count(c->ks);
 	if ((r = wbuf_put_u32(reply, (uint32_t)n)) != 0)
 		return r;

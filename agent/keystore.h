@@ -79,15 +79,16 @@ int keystore_reserve(struct keystore *ks, const char *ref, struct ks_key **kp)
  * thread keystore_watch_start() runs; the event loop then calls
  * keystore_adopt(), which passes each new key to hook before any client
  * can see it: the hook applies per-key config and returns 1 to serve
- * the key, 0 to leave it out.  keystore_wait_count()/_uri() list the
- * specs still waiting, for STATUS.
+ * the key, 0 to leave it out.  keystore_wait_count()/_uri() list, for
+ * STATUS, the specs still waiting and those whose token arrived and was
+ * not taken (its login failed: never tried again), *failed set for those.
  */
 typedef int (*ks_key_hook)(void *arg, struct ks_key *k);
 int keystore_waiting(const struct keystore *ks);
 int keystore_late_fd(const struct keystore *ks);
 void keystore_adopt(struct keystore *ks, ks_key_hook hook, void *arg);
 size_t keystore_wait_count(const struct keystore *ks);
-const char *keystore_wait_uri(const struct keystore *ks, size_t i);
+const char *keystore_wait_uri(const struct keystore *ks, size_t i, int *failed);
 
 /* Returns the number of keys / key i (borrowed, NULL when out of range). */
 size_t keystore_count(const struct keystore *ks);

@@ -119,19 +119,24 @@ keystore_wait_count(const struct keystore *ks)
 	size_t i, n = 0;
 
 	for (i = 0; i < ks->nwaits; i++)
-		n += atomic_load(&ks->waits[i].state) == KS_WAIT_OPEN;
+		n += atomic_load(&ks->waits[i].state) != KS_WAIT_DONE;
 	return n;
 }
 
 const char *
-keystore_wait_uri(const struct keystore *ks, size_t i)
+keystore_wait_uri(const struct keystore *ks, size_t i, int *failed)
 {
 	size_t j;
+	int st;
 
-	for (j = 0; j < ks->nwaits; j++)
-		if (atomic_load(&ks->waits[j].state) == KS_WAIT_OPEN &&
-		    i-- == 0)
+	*failed = 0;
+	for (j = 0; j < ks->nwaits; j++) {
+		st = atomic_load(&ks->waits[j].state);
+		if (st != KS_WAIT_DONE && i-- == 0) {
+			*failed = st == KS_WAIT_FAILED;
 			return ks->waits[j].text; /* fixed once serving */
+		}
+	}
 	return "";
 }
 

@@ -140,8 +140,15 @@ do_status(struct agent_conn *c)
 	    (unsigned long long)s->uptime, (unsigned long long)s->signatures,
 	    (unsigned long long)s->errors, s->connections);
 	for (i = 0; i < s->ntokens; i++) {
-		/* an empty label: a --token spec not seen yet */
-		if (s->tokens[i].label[0] == '\0')
+		/*
+		 * An empty label: a --token spec not seen yet, or (present)
+		 * whose token came and refused to log in.
+		 */
+		if (s->tokens[i].label[0] == '\0' && s->tokens[i].present)
+			printf("token: %s arrived, not served: login failed, "
+			       "not tried again (see the agent's log)\n",
+			    s->tokens[i].uri);
+		else if (s->tokens[i].label[0] == '\0')
 			printf("token: %s waiting (not inserted yet)\n",
 			    s->tokens[i].uri);
 		else
@@ -203,7 +210,7 @@ do_status_json(struct agent_conn *c)
 	struct agent_status *s = NULL;
 	json_t *o = NULL, *toks, *keys, *t;
 	size_t i;
-	int r, bad = 0;
+	int r, bad = 0, spec;
 
 	if ((r = agent_status(c, &s)) != 0) {
 		(void)agent_perror(c, r, "status");
@@ -235,8 +242,11 @@ do_status_json(struct agent_conn *c)
 		    t, "present", json_boolean(s->tokens[i].present));
 		bad |= json_object_set_new(
 		    t, "logged_in", json_boolean(s->tokens[i].logged_in));
+		spec = s->tokens[i].label[0] == '\0';
 		bad |= json_object_set_new(
-		    t, "waiting", json_boolean(s->tokens[i].label[0] == '\0'));
+		    t, "waiting", json_boolean(spec && !s->tokens[i].present));
+		bad |= json_object_set_new(t, "login_failed",
+		    json_boolean(spec && s->tokens[i].present));
 		bad |= json_array_append_new(toks, t);
 	}
 	for (i = 0; i < s->nkeys; i++) {

@@ -13,6 +13,7 @@ json=$(${TOKENSIGN:-tokensign} agent status --json) || true
 printf '%s\n' "$json" | jq -r '
 def esc: tostring | gsub("\\\\"; "\\\\\\\\") | gsub("\""; "\\\"") | gsub("\n"; "\\n");
 def b: if . then 1 else 0 end;
+def tok: (if .label == "" then .uri else .label end) | esc;
 "# HELP tokensign_up 1 when the agent answered STATUS.",
 "# TYPE tokensign_up gauge",
 "tokensign_up \(.up | b)",
@@ -37,10 +38,16 @@ def b: if . then 1 else 0 end;
  "tokensign_errors_total \(.errors)",
  "# HELP tokensign_token_present 1 when the token is inserted.",
  "# TYPE tokensign_token_present gauge",
- (.tokens[] | "tokensign_token_present{token=\"\(.label | esc)\"} \(.present | b)"),
+ (.tokens[] | "tokensign_token_present{token=\"\(tok)\"} \(.present | b)"),
  "# HELP tokensign_token_logged_in 1 when the agent holds a logged-in session.",
  "# TYPE tokensign_token_logged_in gauge",
- (.tokens[] | "tokensign_token_logged_in{token=\"\(.label | esc)\"} \(.logged_in | b)"),
+ (.tokens[] | "tokensign_token_logged_in{token=\"\(tok)\"} \(.logged_in | b)"),
+ "# HELP tokensign_token_waiting 1 for a --token the agent waits for (not inserted since start).",
+ "# TYPE tokensign_token_waiting gauge",
+ (.tokens[] | "tokensign_token_waiting{token=\"\(tok)\"} \(.waiting | b)"),
+ "# HELP tokensign_token_login_failed 1 for a --token that arrived late and refused the PIN (not tried again).",
+ "# TYPE tokensign_token_login_failed gauge",
+ (.tokens[] | "tokensign_token_login_failed{token=\"\(tok)\"} \(.login_failed | b)"),
  "# HELP tokensign_key_signatures_total Signatures made with the key since start.",
  "# TYPE tokensign_key_signatures_total counter",
  (.keys[] | "tokensign_key_signatures_total{key=\"\(.id | esc)\",label=\"\(.label | esc)\"} \(.signatures)"),

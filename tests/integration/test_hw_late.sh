@@ -81,6 +81,19 @@ assert t["pkcs11:token=ts-main"]["waiting"] is True, t
 assert not t["pkcs11:token=ts-main"]["present"], t
 assert [x for x in t.values() if x["label"] == "ts-second"][0]["waiting"] is False, t
 ' || ts_fail "STATUS --json does not show the waiting token"
+# the textfile collector script names a waiting spec by its URI
+metrics() { # metrics LINE...: each LINE is in the script's output
+	local l
+	rm -rf textfile && mkdir textfile
+	TOKENSIGN=$C sh "$TS_SRC/docs/examples/tokensign-metrics.sh" textfile ||
+	    ts_fail "tokensign-metrics.sh failed"
+	for l in "$@"; do
+		grep -qxF "$l" textfile/tokensign.prom || ts_fail "no '$l': $(cat textfile/tokensign.prom)"
+	done
+}
+metrics "tokensign_token_waiting{token=\"$MAIN\"} 1" \
+    'tokensign_token_waiting{token="ts-second"} 0' \
+    "tokensign_token_login_failed{token=\"$MAIN\"} 0"
 ts_pass "agent started without ts-main; STATUS shows it waiting"
 served p256-b && ! served p256 || ts_fail "key list before insertion: $("$C" keys 2>&1)"
 "$C" agent sign --key p256-b --digest "$dig" >/dev/null ||
@@ -169,6 +182,17 @@ sleep 1.5 # several presence intervals: no second try
 n=$(ts_shim_stat C_Login)
 [ "$n" = 1 ] || ts_fail "wrong PIN tried $n times on the late token"
 served p256 && ts_fail "keys served without a login"
+out=$("$C" agent status)
+grep -qF "token: $MAIN arrived, not served: login failed, not tried again" <<<"$out" ||
+    ts_fail "STATUS does not show the failed login: $out"
+grep -q 'waiting (not inserted yet)' <<<"$out" && ts_fail "still shown as waiting: $out"
+"$C" agent status --json | python3 -c '
+import json, sys
+t = [t for t in json.load(sys.stdin)["tokens"] if t["label"] == ""]
+assert len(t) == 1 and t[0]["login_failed"] and not t[0]["waiting"], t
+' || ts_fail "status --json does not show login_failed"
+metrics "tokensign_token_login_failed{token=\"$MAIN\"} 1" \
+    "tokensign_token_waiting{token=\"$MAIN\"} 0"
 stop
 ts_pass "wrong PIN on the late token: tried once, not again, nothing served"
 ts_done
