@@ -2,6 +2,11 @@
  * listen_tls.c - the mutual-TLS listener: accept, non-blocking handshake
  * on the loop, audit of refusals, identity to policy, then the connection
  * manager with TLS transport ops.  Design in docs/internals/tls.md.
+ *
+ * With a server key on a token the handshake steps run on offload threads
+ * instead (the step that answers a ClientHello signs with the token, which
+ * may take a network HSM's round trip): while a step is out the handshake
+ * is busy, its fd is not watched and nothing here touches its TLS state.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -19,6 +24,7 @@
 #include "agent/dispatch.h"
 #include "agent/listen_tls.h"
 #include "agent/loop.h"
+#include "agent/offload.h"
 #include "agent/peer.h"
 #include "agent/policy.h"
 #include "agent/tls.h"
@@ -33,6 +39,8 @@ struct tls_hs {
 	struct tls_listener *ls;
 	int fd;
 	struct tls_conn *tc;
+	int busy; /* a step is on an offload thread */
+	enum tls_step step; /* its result */
 	uint64_t start;
 	char addr[64]; /* "IP:port" of the TCP peer */
 	struct tls_hs *prev, *next;
@@ -48,6 +56,7 @@ struct tls_listener {
 	int sweep_timer;
 	unsigned nhs;
 	struct tls_hs *hs;
+	struct offload *off; /* NULL: handshakes run on the loop */
 };
 
 /* transport ops for conn.c: bytes, 0 on EOF, -1 with errno */
@@ -336,13 +345,16 @@ hs_done(struct tls_hs *hs)
 	hs_unlink(hs);
 }
 
+static void hs_event(struct loop *l, int fd, int rev, void *arg);
+
+/* Acts on a handshake step's result. */
 static void
-hs_step(struct tls_hs *hs)
+hs_result(struct tls_hs *hs, enum tls_step st)
 {
 	struct agent_peer peer;
 	char reason[300];
 
-	switch (tls_conn_handshake(hs->tc)) {
+	switch (st) {
 	case TLS_STEP_WANT_READ:
 		loop_set_events(hs->ls->loop, hs->fd, LOOP_READ);
 		return;
@@ -360,6 +372,63 @@ hs_step(struct tls_hs *hs)
 		hs_refuse(hs, &peer, TS_ERR_TLS_PEER, reason);
 		return;
 	}
+}
+
+/* On an offload thread: one handshake step (it may sign on the token). */
+static void
+hs_run(void *arg)
+{
+	struct tls_hs *hs = arg;
+
+	hs->step = tls_conn_handshake(hs->tc);
+}
+
+/* Back on the loop from hs_run. */
+static void
+hs_back(void *arg)
+{
+	struct tls_hs *hs = arg;
+	struct tls_listener *ls = hs->ls;
+	struct agent_peer peer;
+
+	hs->busy = 0;
+	if (ls->stopped) {
+		tls_conn_free(hs->tc);
+		close(hs->fd);
+		hs_unlink(hs);
+		return;
+	}
+	if (loop_add_fd(ls->loop, hs->fd, LOOP_READ, hs_event, hs) != 0) {
+		hs_peer_base(hs, &peer);
+		hs_refuse(hs, &peer, TS_ERR_TLS_PEER, "io: out of memory");
+		return;
+	}
+	if (hs->step != TLS_STEP_DONE &&
+	    loop_now_ms() - hs->start >= TLS_LISTEN_HANDSHAKE_MS) {
+		hs_peer_base(hs, &peer);
+		hs_refuse(hs, &peer, TS_ERR_TLS_PEER,
+		    "timeout: handshake not finished in time");
+		return;
+	}
+	hs_result(hs, hs->step);
+}
+
+static void
+hs_step(struct tls_hs *hs)
+{
+	if (hs->busy)
+		return;
+	if (hs->ls->off != NULL) {
+		/* Unwatched while out: poll would keep reporting a hangup. */
+		loop_del_fd(hs->ls->loop, hs->fd);
+		hs->busy = 1;
+		if (offload_submit(hs->ls->off, hs_run, hs_back, hs) == 0)
+			return;
+		hs->busy = 0;
+		if (loop_add_fd(hs->ls->loop, hs->fd, 0, hs_event, hs) != 0)
+			fatal_f("loop_add_fd");
+	}
+	hs_result(hs, tls_conn_handshake(hs->tc));
 }
 
 static void
@@ -382,7 +451,8 @@ hs_sweep(struct loop *l, void *arg)
 	(void)l;
 	for (hs = ls->hs; hs != NULL; hs = next) {
 		next = hs->next;
-		if (now - hs->start < TLS_LISTEN_HANDSHAKE_MS)
+		/* a busy one is timed when its step comes back (hs_back) */
+		if (hs->busy || now - hs->start < TLS_LISTEN_HANDSHAKE_MS)
 			continue;
 		hs_peer_base(hs, &peer);
 		hs_refuse(hs, &peer, TS_ERR_TLS_PEER,
@@ -468,7 +538,7 @@ tls_accept(struct loop *l, int fd, int rev, void *arg)
 
 struct tls_listener *
 tls_listener_new(struct loop *l, struct connmgr *m, struct dispatch_ctx *ctx,
-    int fd, struct tls_server *srv)
+    int fd, struct tls_server *srv, unsigned hs_threads)
 {
 	struct tls_listener *ls;
 
@@ -479,10 +549,13 @@ tls_listener_new(struct loop *l, struct connmgr *m, struct dispatch_ctx *ctx,
 	ls->ctx = ctx;
 	ls->srv = srv;
 	ls->fd = fd;
-	if (loop_add_fd(l, fd, LOOP_READ, tls_accept, ls) != 0 ||
+	if ((hs_threads > 0 &&
+		(ls->off = offload_new(l, hs_threads)) == NULL) ||
+	    loop_add_fd(l, fd, LOOP_READ, tls_accept, ls) != 0 ||
 	    (ls->sweep_timer = loop_add_timer(
 		 l, TLS_LISTEN_SWEEP_MS, 1, hs_sweep, ls)) < 0) {
 		loop_del_fd(l, fd);
+		offload_free(ls->off);
 		free(ls);
 		return NULL;
 	}
@@ -492,16 +565,21 @@ tls_listener_new(struct loop *l, struct connmgr *m, struct dispatch_ctx *ctx,
 void
 tls_listener_stop(struct tls_listener *ls)
 {
+	struct tls_hs *hs, *next;
+	int fd;
+
 	if (ls == NULL || ls->stopped)
 		return;
 	ls->stopped = 1;
 	loop_del_fd(ls->loop, ls->fd);
 	loop_del_timer(ls->loop, ls->sweep_timer);
-	while (ls->hs != NULL) {
-		int fd = ls->hs->fd;
-
-		tls_conn_free(ls->hs->tc);
-		hs_free(ls->hs);
+	for (hs = ls->hs; hs != NULL; hs = next) {
+		next = hs->next;
+		if (hs->busy)
+			continue; /* hs_back frees it */
+		fd = hs->fd;
+		tls_conn_free(hs->tc);
+		hs_free(hs);
 		close(fd);
 	}
 }
@@ -512,6 +590,8 @@ tls_listener_free(struct tls_listener *ls)
 	if (ls == NULL)
 		return;
 	tls_listener_stop(ls);
+	/* waits for steps still out; their hs_back frees them */
+	offload_free(ls->off);
 	close(ls->fd);
 	free(ls);
 }

@@ -2,7 +2,8 @@
  * listen_tls.h - the agent's mutual-TLS listener (issue 5).
  *
  * Accepts TCP connections, runs each TLS handshake non-blocking on the
- * loop (agent/tls.h) with a deadline and a cap on handshakes in progress,
+ * loop (or, with a server key on a token, on a few threads) (agent/tls.h)
+ * with a deadline and a cap on handshakes in progress,
  * audits every refusal with its reason, checks the verified identity
  * against the policy (policy_check_peer) before a single request byte is
  * parsed, and then hands the connection to the connection manager with TLS
@@ -32,13 +33,20 @@ int listen_tls_create(const char *spec, int *fdp)
 /*
  * Returns a listener accepting on fd with TLS server srv (borrowed: it
  * must outlive the listener; tls_server_reload() on it affects new
- * connections only), or NULL on OOM.  Takes ownership of fd.
+ * connections only), or NULL on OOM.  Takes ownership of fd.  hs_threads
+ * > 0 runs the handshake steps on that many threads (agent/offload.h), for
+ * a server key on a token; 0 runs them on the loop.
  */
 struct tls_listener *tls_listener_new(struct loop *l, struct connmgr *m,
-    struct dispatch_ctx *ctx, int fd, struct tls_server *srv);
-/* Stops accepting and abandons handshakes in progress. */
+    struct dispatch_ctx *ctx, int fd, struct tls_server *srv,
+    unsigned hs_threads);
+/*
+ * Stops accepting and abandons handshakes in progress; one whose step is
+ * on a thread is dropped when the step comes back.
+ */
 void tls_listener_stop(struct tls_listener *ls);
-/* Stops, closes the socket and frees; NULL is fine. */
+/* Stops, waits for handshake steps still out, closes the socket and
+ * frees; NULL is fine. */
 void tls_listener_free(struct tls_listener *ls);
 /* Returns the number of handshakes in progress. */
 unsigned tls_listener_handshakes(const struct tls_listener *ls);

@@ -471,6 +471,9 @@ scrub_env(const char *name)
 	unsetenv(name);
 }
 
+/* Threads for TLS handshakes signed by a token key (listen_tls.h). */
+#define AGENT_TLS_HS_THREADS 4
+
 /* Default token presence check interval (config presence_poll_ms). */
 #define AGENT_PRESENCE_MS 250
 
@@ -904,8 +907,13 @@ main(int argc, char **argv)
 		fatal_f("out of memory");
 	lfd = -1;
 	if (tlsfd >= 0) {
-		if ((a.tls_listener = tls_listener_new(
-			 a.loop, a.conns, a.ctx, tlsfd, a.tls)) == NULL)
+		/*
+		 * A token key signs each full handshake: run the steps off
+		 * the loop, so a slow token holds one handshake, not all.
+		 */
+		if ((a.tls_listener = tls_listener_new(a.loop, a.conns, a.ctx,
+			 tlsfd, a.tls,
+			 a.tlskey != NULL ? AGENT_TLS_HS_THREADS : 0)) == NULL)
 			fatal_f("out of memory");
 		tlsfd = -1;
 		logit("listening on %s", a.listen_tls);

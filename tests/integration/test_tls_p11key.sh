@@ -21,34 +21,9 @@ ts_pki_setup
 P=$TS_PKI
 TOKURI='pkcs11:token=ts-second;object=p256-b'
 
-# issue_for PUBKEY OUT SERIAL: a server certificate from the test CA for a
-# public key whose private half we do not hold.  OpenSSL 3.0 has no
-# "x509 -new"; "x509 -req -force_pubkey" signs a CSR made with a throwaway
-# key but puts PUBKEY in the certificate.
-issue_for() {
-	local pub=$1 out=$2 serial=$3
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
-	    -out "$TS_TMP/throwaway.key" 2>/dev/null
-	openssl req -new -key "$TS_TMP/throwaway.key" -out "$TS_TMP/srv.csr" \
-	    -subj "/O=tokensign tests/CN=localhost" 2>/dev/null
-	cat >"$TS_TMP/srv.ext" <<'EOF'
-basicConstraints = critical, CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-subjectAltName = IP:127.0.0.1, DNS:localhost
-EOF
-	openssl x509 -req -in "$TS_TMP/srv.csr" -CA "$P/ca.pem" \
-	    -CAkey "$P/ca.key" -set_serial "$serial" -days 30 -sha256 \
-	    -force_pubkey "$pub" -extfile "$TS_TMP/srv.ext" -out "$out" \
-	    2>"$TS_TMP/x509.err" || ts_fail "issue: $(cat "$TS_TMP/x509.err")"
-	rm -f "$TS_TMP/throwaway.key" "$TS_TMP/srv.csr"
-}
-
 ts_softhsm_pubkey p256-b "$TS_TMP/p256b.pub" ts-second
-issue_for "$TS_TMP/p256b.pub" "$P/tok1.pem" 0x7001
-issue_for "$TS_TMP/p256b.pub" "$P/tok2.pem" 0x7002
+ts_pki_issue_for "$TS_TMP/p256b.pub" "$P/tok1.pem" 0x7001
+ts_pki_issue_for "$TS_TMP/p256b.pub" "$P/tok2.pem" 0x7002
 cmp <(openssl x509 -in "$P/tok1.pem" -noout -pubkey) "$TS_TMP/p256b.pub" ||
     ts_fail "certificate does not carry the token's public key"
 openssl verify -CAfile "$P/ca.pem" "$P/tok1.pem" >/dev/null ||

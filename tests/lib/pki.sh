@@ -20,6 +20,8 @@
 #   $TS_PKI/server2.pem .key       server cert from ca2 (client-side refusal)
 # ts_pki_client NAME CN [SAN]      issues another client cert from ca
 #                                  (SAN defaults to URI:spiffe://ci.example/CN)
+# ts_pki_issue_for PUB OUT SERIAL  a server cert from ca for a public key
+#                                  held elsewhere (a token key)
 
 TS_PKI=${TS_PKI:-$TS_TMP/pki}
 
@@ -95,6 +97,32 @@ _ts_pki_issue() {
 ts_pki_client() {
 	local name=$1 cn=$2 san=${3:-URI:spiffe://ci.example/$2}
 	_ts_pki_issue "$TS_PKI/ca" "$TS_PKI/$name" "$cn" v3_client "$san"
+}
+
+# ts_pki_issue_for PUBKEY OUT SERIAL: a server certificate (localhost,
+# 127.0.0.1) from the test CA for a public key whose private half we do
+# not hold.  OpenSSL 3.0 has no
+# "x509 -new"; "x509 -req -force_pubkey" signs a CSR made with a throwaway
+# key but puts PUBKEY in the certificate.
+ts_pki_issue_for() {
+	local pub=$1 out=$2 serial=$3
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+	    -out "$TS_TMP/throwaway.key" 2>/dev/null
+	openssl req -new -key "$TS_TMP/throwaway.key" -out "$TS_TMP/srv.csr" \
+	    -subj "/O=tokensign tests/CN=localhost" 2>/dev/null
+	cat >"$TS_TMP/srv.ext" <<'EOF'
+basicConstraints = critical, CA:false
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = IP:127.0.0.1, DNS:localhost
+EOF
+	openssl x509 -req -in "$TS_TMP/srv.csr" -CA "$TS_PKI/ca.pem" \
+	    -CAkey "$TS_PKI/ca.key" -set_serial "$serial" -days 30 -sha256 \
+	    -force_pubkey "$pub" -extfile "$TS_TMP/srv.ext" -out "$out" \
+	    2>"$TS_TMP/x509.err" || ts_fail "issue: $(cat "$TS_TMP/x509.err")"
+	rm -f "$TS_TMP/throwaway.key" "$TS_TMP/srv.csr"
 }
 
 # ts_pki_crl: (re)generate $TS_PKI/crl.pem from the CA database.
