@@ -14,17 +14,9 @@ ts_softhsm_setup p256
 ts_shim_setup
 ts_pki_setup
 cd "$TS_TMP"
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 dig=$(printf '%064x' 9)
 port=$(ts_free_port)
-cat >policy.json <<'EOF'
-{"version": 1, "rules": [
- {"name": "runner-a", "match": {"tls_cn": "runner-a"},
-  "keys": "*", "repositories": "**", "raw_digest": true},
- {"name": "local", "match": {"transport": "unix"}, "keys": "*",
-  "repositories": "**"}
-]}
-EOF
+ts_policy_runner_a policy.json true
 printf 'touch_timeout p256 2\n' >agent.conf
 chmod 600 agent.conf
 TS_MODULE=$TS_SHIM ts_tls_agent_start agent "$port" policy.json \
@@ -69,10 +61,10 @@ ts_pass "no terminal: the notice is skipped, the signature comes"
 
 # --- touch timeout (2 s for p256): the distinct error over TLS too
 ts_shim_set '[token ts-main]' sign_delay_ms=6000
-t0=$(now_ms)
+t0=$(ts_now_ms)
 ts_expect_fail "no touch within touch_timeout over TLS" 14 'touch timed out' \
     "$C" agent sign --key p256 --digest "$dig"
-t1=$(now_ms)
+t1=$(ts_now_ms)
 [ $((t1 - t0)) -ge 1900 ] && [ $((t1 - t0)) -lt 4500 ] ||
     ts_fail "TLS touch timeout after $((t1 - t0)) ms, want about 2000"
 ts_pass "touch_timeout over mTLS: 'touch timed out' after $((t1 - t0)) ms"

@@ -9,8 +9,8 @@
 . "$TS_SRC/tests/lib/common.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/lib/shim.sh"
-. "$TS_SRC/tests/lib/pcsc.sh"
 . "$TS_SRC/tests/lib/agent.sh"
+. "$TS_SRC/tests/lib/pcsc.sh"
 ts_pcsc_setup
 ts_softhsm_setup p256
 ts_shim_setup
@@ -18,39 +18,16 @@ ts_pcsc_bridge_shim ts-main
 cd "$TS_TMP"
 C=$TS_CLIENT
 dig=$(printf '%064x' 7)
-now_ms() { date +%s%3N; }
 sign() { "$C" agent sign --key p256 --digest "$dig" >/dev/null; }
-# status_until PATTERN: polls STATUS until ts-main's line matches; prints ms
-status_until() {
-	local t0 line
-	t0=$(now_ms)
-	while :; do
-		line=$("$C" agent status 2>&1 | grep '^token: ts-main ' || true)
-		grep -Eq -- "$1" <<<"$line" && { echo $(($(now_ms) - t0)); return 0; }
-		[ $(($(now_ms) - t0)) -lt 3000 ] || { echo "$line"; return 1; }
-		sleep 0.02
-	done
-}
 
-ts_pcsc_card_insert
-ts_pcsc_wait_card present 3000 >/dev/null || ts_fail "card not inserted"
-TS_WAIT=5 ts_wait_for grep -q 'present = 1' "$TS_TMP/pcsc/shim-bridge.control" ||
-    ts_fail "bridge did not follow the insertion"
-# no slot events either (as SoftHSM and many HSM modules): the reader
-# watcher alone must notice
-ts_shim_set slot_events=0
-printf 'presence_poll_ms 0\n' > agent.conf
-chmod 600 agent.conf
-TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$TS_SHIM_ALLOW" --config "$TS_TMP/agent.conf"
-"$C" agent status | grep -q '^token: ts-main present, logged in' ||
-    ts_fail "start: $("$C" agent status)"
+ts_pcsc_agent_start
 sign || ts_fail "sign with the card in"
 ts_pass "agent serves the shim token in the '$TS_PCSC_READER' slot"
 
 for i in 1 2; do
 	ts_pcsc_card_remove
 	ts_pcsc_wait_card absent 3000 >/dev/null || ts_fail "removal $i: card still in"
-	ms=$(status_until 'absent') || ts_fail "removal $i: STATUS still says: $ms"
+	ms=$(ts_pcsc_status_ms 'absent') || ts_fail "removal $i: STATUS still says: $ms"
 	[ "$ms" -lt 1000 ] || ts_fail "removal $i: STATUS after $ms ms"
 	ts_pass "removal $i: STATUS shows ts-main absent $ms ms after pcscd saw it"
 	grep -q "reader \"$TS_PCSC_READER\": card removed" agent.log ||
@@ -59,7 +36,7 @@ for i in 1 2; do
 
 	ts_pcsc_card_insert
 	ts_pcsc_wait_card present 3000 >/dev/null || ts_fail "insertion $i: no card"
-	ms=$(status_until 'present, logged in') || ts_fail "insertion $i: STATUS still says: $ms"
+	ms=$(ts_pcsc_status_ms 'present, logged in') || ts_fail "insertion $i: STATUS still says: $ms"
 	[ "$ms" -lt 1000 ] || ts_fail "insertion $i: STATUS after $ms ms"
 	ts_pass "insertion $i: STATUS shows ts-main present, logged in $ms ms after pcscd saw it"
 	sign || ts_fail "insertion $i: sign"

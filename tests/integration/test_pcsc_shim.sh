@@ -17,24 +17,13 @@ expect() { # DESC PATTERN LINE
 	echo "$3" | grep -Eq -- "$2" || ts_fail "$1: got '$3', want /$2/"
 	ts_pass "$1"
 }
-now_ms() { date +%s%3N; }
 # Polls the probe until LINE matches; prints the time taken in ms.
 probe_until() { # CMD PATTERN TIMEOUT_MS
-	local t0 line
-	t0=$(now_ms)
-	while :; do
-		line=$(ts_probe "$1")
-		echo "$line" | grep -Eq -- "$2" && { echo $(( $(now_ms) - t0 )); return 0; }
-		[ $(( $(now_ms) - t0 )) -lt "$3" ] || { echo "$line"; return 1; }
-		sleep 0.02
-	done
+	ts_poll_ms "$3" "$2" ts_probe "$1"
 }
 
 # ts_probe_start needs the token present to find its slot.
-ts_pcsc_card_insert
-ts_pcsc_wait_card present 3000 >/dev/null || ts_fail "card not inserted"
-TS_WAIT=5 ts_wait_for grep -q 'present = 1' "$TS_TMP/pcsc/shim-bridge.control" ||
-    ts_fail "bridge did not follow the insertion"
+ts_pcsc_bridged_card_in
 ts_probe_start ts-main
 expect "slot named after the reader" 'present=1 .*desc="Virtual PCD 00 00"' \
     "$(ts_probe slotinfo)"
@@ -54,10 +43,10 @@ for i in 1 2; do
 	expect "removal $i: open refused" '^open CKR_TOKEN_NOT_PRESENT' "$(ts_probe open)"
 
 	ts_probe_send wait
-	t0=$(now_ms)
+	t0=$(ts_now_ms)
 	ts_pcsc_card_insert
 	line=$(ts_probe_reply 5) || ts_fail "insertion $i: no slot event"
-	d=$(( $(now_ms) - t0 ))
+	d=$(( $(ts_now_ms) - t0 ))
 	expect "insertion $i: blocking wait wakes" '^wait CKR_OK slot=ours' "$line"
 	# From starting vicc, Python's start-up included (see pcsc.sh);
 	# test_pcsc_harness times detection from vicc's connection.

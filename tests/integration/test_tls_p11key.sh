@@ -15,6 +15,7 @@
 . "$TS_SRC/tests/lib/common.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/lib/pki.sh"
+. "$TS_SRC/tests/lib/agent.sh"
 [ -x "$TS_AGENT" ] || { echo "no agent binary"; exit 77; }
 ts_softhsm_setup p256
 ts_pki_setup
@@ -31,14 +32,7 @@ openssl verify -CAfile "$P/ca.pem" "$P/tok1.pem" >/dev/null ||
 ts_pass "server certificate issued for the token key (x509 -force_pubkey)"
 
 policy=$TS_TMP/policy.json
-cat >"$policy" <<'EOF'
-{"version": 1, "rules": [
- {"name": "ci", "match": {"tls_cn": "runner-a"}, "keys": "*",
-  "repositories": "**"},
- {"name": "local", "match": {"transport": "unix"}, "keys": "*",
-  "repositories": "**"}
-]}
-EOF
+ts_policy_runner_a "$policy"
 
 port=
 agent_pid=
@@ -82,8 +76,7 @@ sclient() { # sclient: one s_client handshake with runner-a's certificate
 serial_seen() { # the serial of the certificate s_client received
 	sclient | openssl x509 -noout -serial 2>/dev/null
 }
-printf '{"critical":{"identity":{"docker-reference":"registry.example.com/a/app"},"image":{"docker-manifest-digest":"sha256:%s"},"type":"cosign container image signature"},"optional":null}' \
-    "$(printf '%064d' 7)" >"$TS_TMP/p.json"
+ts_payload registry.example.com/a/app "$(printf '%064d' 7)" >"$TS_TMP/p.json"
 
 # sign_over_tls: list keys, sign with ts-main's p256 over mTLS, verify.
 sign_over_tls() {

@@ -13,25 +13,17 @@
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/lib/shim.sh"
 . "$TS_SRC/tests/lib/pki.sh"
+. "$TS_SRC/tests/lib/agent.sh"
 [ -x "$TS_AGENT" ] || { echo "no agent binary"; exit 77; }
 ts_softhsm_setup p256
 ts_shim_setup
 ts_pki_setup
 cd "$TS_TMP"
 P=$TS_PKI
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 ts_softhsm_pubkey p256-b p256b.pub ts-second
 ts_pki_issue_for p256b.pub "$P/tok.pem" 0x7101
-cat >policy.json <<'EOF'
-{"version": 1, "rules": [
- {"name": "ci", "match": {"tls_cn": "runner-a"}, "keys": "*",
-  "repositories": "**"},
- {"name": "local", "match": {"transport": "unix"}, "keys": "*",
-  "repositories": "**"}
-]}
-EOF
-printf '{"critical":{"identity":{"docker-reference":"registry.example.com/a/app"},"image":{"docker-manifest-digest":"sha256:%s"},"type":"cosign container image signature"},"optional":null}' \
-    "$(printf '%064d' 7)" >p.json
+ts_policy_runner_a policy.json
+ts_payload registry.example.com/a/app "$(printf '%064d' 7)" >p.json
 dig=$(printf '%064x' 5)
 port=$(ts_free_port)
 export TOKENSIGN_AUTH_SOCK=$TS_TMP/agent.sock
@@ -63,22 +55,22 @@ ts_pass "mTLS with the TLS key on the (shimmed) token: signs, verifies"
 # --- a 3 s token signature in one handshake; the loop keeps serving
 ts_shim_set '[token ts-second]' sign_delay_ms=3000
 base=$(ts_shim_stat C_Sign)
-t0=$(now_ms)
+t0=$(ts_now_ms)
 tls_sign slow.sig 2>slow.err &
 slow=$!
 ts_bg_track $slow
 in_sign() { [ "$(ts_shim_stat C_Sign)" -gt "$base" ]; }
 ts_wait_for in_sign ||
     ts_fail "the slow handshake did not reach the token"
-t1=$(now_ms)
+t1=$(ts_now_ms)
 "$TS_CLIENT" agent sign --key p256 --digest "$dig" -o unix.sig ||
     ts_fail "Unix client during the slow handshake"
 "$TS_CLIENT" agent status >/dev/null || ts_fail "status during the slow handshake"
-t2=$(now_ms)
+t2=$(ts_now_ms)
 [ $((t2 - t1)) -lt 1500 ] ||
     ts_fail "a Unix client waited $((t2 - t1)) ms behind a token-signed handshake"
 wait $slow || ts_fail "slow mTLS client: $(cat slow.err)"
-t3=$(now_ms)
+t3=$(ts_now_ms)
 sig_ok slow.sig
 [ $((t3 - t0)) -ge 2800 ] || ts_fail "the handshake took only $((t3 - t0)) ms: not delayed?"
 ts_pass "while a handshake waited $((t3 - t0)) ms on the token, a Unix client connected and signed in $((t2 - t1)) ms"

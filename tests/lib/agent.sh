@@ -5,6 +5,9 @@
 # ts_softhsm_setup first), waits until it answers, and exports
 # TOKENSIGN_AUTH_SOCK and TS_AGENT_PID.  Its stderr goes to
 # $TS_TMP/agent.log.  ts_agent_stop sends SIGTERM and waits.
+# ts_tls_agent_start adds an mTLS listener; ts_policy_runner_a writes a
+# policy for the test PKI's runner-a and local clients; ts_payload prints
+# a simple-signing payload.
 
 # ts_payload REF DIGESTHEX: print a cosign simple-signing payload.
 ts_payload() {
@@ -46,4 +49,18 @@ ts_tls_agent_start() {
 ts_agent_stop() {
 	kill -TERM "$TS_AGENT_PID" 2>/dev/null || true
 	wait "$TS_AGENT_PID" 2>/dev/null || true
+}
+
+# ts_policy_runner_a FILE [RAW_DIGEST]: a policy letting runner-a (TLS, by
+# CN) and every local Unix client sign any repository with any key;
+# RAW_DIGEST true also lets runner-a sign raw digests.
+ts_policy_runner_a() {
+	cat >"$1" <<EOF
+{"version": 1, "rules": [
+ {"name": "ci", "match": {"tls_cn": "runner-a"}, "keys": "*",
+  "repositories": "**", "raw_digest": ${2:-false}},
+ {"name": "local", "match": {"transport": "unix"}, "keys": "*",
+  "repositories": "**"}
+]}
+EOF
 }

@@ -65,6 +65,24 @@ ts_wait_for() {
 	done
 }
 
+# ts_now_ms: the wall clock in milliseconds.
+ts_now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# ts_poll_ms TIMEOUT_MS PATTERN CMD...: runs CMD every 20 ms until its
+# output matches PATTERN (ERE); prints the milliseconds that took, or CMD's
+# last output and returns 1 after TIMEOUT_MS.
+ts_poll_ms() {
+	local limit=$1 pat=$2 t0 out
+	shift 2
+	t0=$(ts_now_ms)
+	while :; do
+		out=$("$@" 2>&1 || true)
+		grep -Eq -- "$pat" <<<"$out" && { echo $(($(ts_now_ms) - t0)); return 0; }
+		[ $(($(ts_now_ms) - t0)) -lt "$limit" ] || { echo "$out"; return 1; }
+		sleep 0.02
+	done
+}
+
 # ts_expect_fail DESC EXPECTED_RC PATTERN CMD...: CMD must exit with
 # EXPECTED_RC ("nonzero" for any failure) and print PATTERN (ERE) on
 # stderr or stdout.

@@ -14,6 +14,10 @@
 #   ts_pcsc_wait_card present|absent [TIMEOUT_MS]
 #                            block on SCardGetStatusChange until the card
 #                            is in / out of TS_PCSC_READER (default 3000)
+#   ts_pcsc_bridged_card_in  insert the card; wait for pcscd and the bridge
+#   ts_pcsc_agent_start [OPTS] the card in, an agent on the bridged shim
+#                            that only its reader watcher can tell about it
+#   ts_pcsc_status_ms PATTERN  ms until ts-main's STATUS line matches
 #   ts_pcsc_bridge_shim TOKEN
 #                            tie a shim token (tests/lib/shim.sh) to the
 #                            virtual card: its slot is described as
@@ -230,6 +234,38 @@ ts_pcsc_bridge_shim() {
 	) &
 	ts_bg_track $!
 }
+
+# ts_pcsc_bridged_card_in: inserts the virtual card and waits until pcscd
+# and the shim bridge (ts_pcsc_bridge_shim) both see it.
+ts_pcsc_bridged_card_in() {
+	ts_pcsc_card_insert
+	ts_pcsc_wait_card present 3000 >/dev/null || ts_fail "card not inserted"
+	TS_WAIT=5 ts_wait_for grep -q 'present = 1' "$TS_TMP/pcsc/shim-bridge.control" ||
+	    ts_fail "bridge did not follow the insertion"
+}
+
+# ts_pcsc_agent_start [AGENT OPTIONS...]: with the card in, an agent
+# (tests/lib/agent.sh) on the bridged shim whose presence polling and slot
+# events are off, so only its reader watcher can see the card come and
+# go; checks that ts-main is served.  Writes $TS_TMP/agent.conf.
+ts_pcsc_agent_start() {
+	ts_pcsc_bridged_card_in
+	# no slot events (as SoftHSM and many HSM modules have none)
+	ts_shim_set slot_events=0
+	printf 'presence_poll_ms 0\n' > "$TS_TMP/agent.conf"
+	chmod 600 "$TS_TMP/agent.conf"
+	TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$TS_SHIM_ALLOW" \
+	    --config "$TS_TMP/agent.conf" "$@"
+	"$TS_CLIENT" agent status | grep -q '^token: ts-main present, logged in' ||
+	    ts_fail "start: $("$TS_CLIENT" agent status)"
+}
+
+# ts_pcsc_status_ms PATTERN: polls the agent's STATUS line of ts-main
+# until it matches; prints the milliseconds (ts_poll_ms, 3 s at most).
+ts_pcsc_status_ms() {
+	ts_poll_ms 3000 "$1" _ts_pcsc_status_line
+}
+_ts_pcsc_status_line() { "$TS_CLIENT" agent status | grep '^token: ts-main '; }
 
 # The slot is described as the reader unless TS_PCSC_BRIDGE_DESC names
 # something else (a module that does not name its slots after readers).
