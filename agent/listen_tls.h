@@ -45,8 +45,10 @@ struct tls_listener *tls_listener_new(struct loop *l, struct connmgr *m,
  * on a thread is dropped when the step comes back.
  */
 void tls_listener_stop(struct tls_listener *ls);
-/* Stops, waits for handshake steps still out, closes the socket and
- * frees; NULL is fine. */
+/*
+ * Stops, waits for handshake steps still out, closes the socket and frees;
+ * NULL is fine.
+ */
 void tls_listener_free(struct tls_listener *ls);
 /* Returns the number of handshakes in progress. */
 unsigned tls_listener_handshakes(const struct tls_listener *ls);

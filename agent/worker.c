@@ -65,8 +65,10 @@ struct progress {
 
 struct worker_pool {
 	struct dispatch_ctx *ctx;
-	/* PROGRESS watchdog: pmu guards plist and every write it does;
-	 * taken before mu when both are held (progress_post) */
+	/*
+	 * PROGRESS watchdog: pmu guards plist and every write it does; taken
+	 * before mu when both are held (progress_post).
+	 */
 	pthread_mutex_t pmu;
 	pthread_cond_t pcv;
 	struct progress *plist;
