@@ -25,6 +25,7 @@ config_init(struct agent_config *c)
 	c->raw_digest = -1;
 	c->pin_final_try = -1;
 	c->missing_token = -1;
+	c->reinsert_login = -1;
 	c->presence_ms = -1;
 	c->pcsc_watch = -1;
 	c->pin_timeout = -1;
@@ -363,6 +364,9 @@ config_line(struct agent_config *c, const char *line, char *why, size_t whylen)
 	if (strcmp(w[0], "missing_token") == 0) /* absent at start */
 		return two_way(
 		    w, n, "wait", "fail", &c->missing_token, why, whylen);
+	if (strcmp(w[0], "reinsert_login") == 0) /* after a removal */
+		return two_way(
+		    w, n, "auto", "unlock", &c->reinsert_login, why, whylen);
 	if (strcmp(w[0], "ssh") == 0) { /* issue 7: per-key ssh switch */
 		NEED(2);
 		LIST_ROOM(c->nssh);

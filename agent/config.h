@@ -49,6 +49,7 @@ struct agent_config {
 	int raw_digest; /* -1 unset, 0 off, 1 on (lists apply) */
 	int pin_final_try; /* -1 unset, 0 refuse, 1 allow (last PIN try) */
 	int missing_token; /* -1 unset, 0 fail at start, 1 wait for it */
+	int reinsert_login; /* -1 unset, 0 wait for UNLOCK, 1 PIN source */
 	long presence_ms; /* token presence poll interval; -1 unset, 0 off */
 	int pcsc_watch; /* -1 unset (yes), 0 no, 1 yes */
 	char *confirm[CONFIG_MAX_LIST]; /* key references */

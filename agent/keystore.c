@@ -142,7 +142,7 @@ ks_login_locked(
 		t->logged_in_ms = loop_now_ms();
 		return 0;
 	}
-	if (given == NULL && t->pin_rejected) {
+	if (given == NULL && (t->pin_rejected || t->unlock_only)) {
 		r = TS_ERR_AGENT_NEEDS_UNLOCK;
 		goto out;
 	}
@@ -185,6 +185,7 @@ ks_login_locked(
 	t->logged_in_ms = loop_now_ms();
 	__atomic_store_n(&t->needs_unlock, 0, __ATOMIC_RELAXED);
 	t->pin_rejected = 0;
+	t->unlock_only = 0;
 	t->active = 1;
 	r = 0;
 out:
@@ -659,7 +660,8 @@ ks_ensure_login(struct keystore *ks, struct ks_key *k)
 		return 0;
 	pthread_mutex_lock(&ks->mu);
 	if (!p11_token_logged_in(t->tok)) {
-		if (t->kind != KS_PIN_FILE && t->held == NULL) {
+		if (t->unlock_only ||
+		    (t->kind != KS_PIN_FILE && t->held == NULL)) {
 			__atomic_store_n(&t->needs_unlock, 1, __ATOMIC_RELAXED);
 			r = TS_ERR_AGENT_NEEDS_UNLOCK;
 		} else if ((r = ks_login_locked(ks, t, t->held)) != 0) {
@@ -704,13 +706,14 @@ ks_recoverable(int r)
 /*
  * Reopens token t after a removal or lost sessions/login: fresh sessions,
  * then a login from the PIN source (file re-read, held env PIN, PIN pad)
- * or "needs unlock" when the PIN came from UNLOCK.  gen is the token's
- * generation the caller saw: when another worker already reopened it, this
- * is a no-op.  Returns 0, TS_ERR_P11_TOKEN_REMOVED (absent, or another
- * card in the slot), TS_ERR_AGENT_NEEDS_UNLOCK or a login error.
+ * or "needs unlock" when the PIN came from UNLOCK, or when the token was
+ * removed (removed != 0) under "reinsert_login unlock".  gen is the
+ * token's generation the caller saw: when another worker already reopened
+ * it, this is a no-op.  Returns 0, TS_ERR_P11_TOKEN_REMOVED (absent, or
+ * another card in the slot), TS_ERR_AGENT_NEEDS_UNLOCK or a login error.
  */
 static int
-ks_reopen(struct keystore *ks, struct ks_token *t, unsigned gen)
+ks_reopen(struct keystore *ks, struct ks_token *t, unsigned gen, int removed)
 {
 	int r = TS_ERR_INTERNAL;
 
@@ -731,8 +734,18 @@ ks_reopen(struct keystore *ks, struct ks_token *t, unsigned gen)
 		goto out;
 	}
 	if (p11_token_login_required(t->tok)) {
-		if (t->kind != KS_PIN_FILE && t->kind != KS_PIN_NONE &&
-		    t->held == NULL) {
+		if (removed && ks->reinsert_unlock && !t->unlock_only) {
+			/* a token out of sight may have been tampered with */
+			t->unlock_only = 1;
+			p11_pin_free(t->held);
+			t->held = NULL;
+			logit("token \"%.64s\" (serial %.16s) is back: waiting "
+			      "for unlock (config reinsert_login unlock)",
+			    t->label, t->serial);
+		}
+		if (t->unlock_only ||
+		    (t->kind != KS_PIN_FILE && t->kind != KS_PIN_NONE &&
+			t->held == NULL)) {
 			__atomic_store_n(&t->needs_unlock, 1, __ATOMIC_RELAXED);
 			r = TS_ERR_AGENT_NEEDS_UNLOCK;
 			goto out;
@@ -840,7 +853,7 @@ ks_sign(struct keystore *ks, struct ks_key *k, int hash, const uint8_t *data,
 				r = TS_ERR_P11_TOKEN_REMOVED;
 				break;
 			}
-			if ((r = ks_reopen(ks, t, gen)) != 0)
+			if ((r = ks_reopen(ks, t, gen, 1)) != 0)
 				break;
 			gen = p11_token_generation(t->tok);
 		}
@@ -864,7 +877,8 @@ ks_sign(struct keystore *ks, struct ks_key *k, int hash, const uint8_t *data,
 			break;
 		retried = 1;
 		debug_fr(r, "token \"%.64s\": reopening", t->label);
-		if ((r = ks_reopen(ks, t, gen)) != 0)
+		if ((r = ks_reopen(
+			 ks, t, gen, r == TS_ERR_P11_TOKEN_REMOVED)) != 0)
 			break;
 	}
 	p11_pin_free(pin);
@@ -989,6 +1003,14 @@ keystore_set_final_try(struct keystore *ks, int allow)
 	pthread_mutex_unlock(&ks->mu);
 }
 
+void
+keystore_set_reinsert_unlock(struct keystore *ks, int on)
+{
+	pthread_mutex_lock(&ks->mu);
+	ks->reinsert_unlock = on;
+	pthread_mutex_unlock(&ks->mu);
+}
+
 int
 keystore_explain(const struct keystore *ks, const struct ks_key *k, int r,
     char *why, size_t whylen)
@@ -1095,7 +1117,7 @@ ks_watch_main(void *arg)
 		    (!was ||
 			(want && p11_token_login_required(t->tok) &&
 			    !p11_token_logged_in(t->tok))) &&
-		    (r = ks_reopen(ks, t, gen)) != 0)
+		    (r = ks_reopen(ks, t, gen, !was)) != 0)
 			error_fr(r, "token \"%.64s\": reopen", t->label);
 		was = now;
 		pthread_mutex_lock(&ks->wmu);

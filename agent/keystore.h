@@ -172,6 +172,12 @@ int keystore_unlock_with(struct keystore *ks, const void *pin, size_t len)
  */
 void keystore_set_final_try(struct keystore *ks, int allow);
 /*
+ * Config "reinsert_login unlock": a token that was pulled out and put back
+ * is not logged in from its PIN source; it waits for UNLOCK with the PIN
+ * (default: log in again from the source).
+ */
+void keystore_set_reinsert_unlock(struct keystore *ks, int on);
+/*
  * Writes the user-facing text for a sign error r of key k into why
  * ("token L (serial S) is not present - insert it", "1 try left", ...).
  * Returns 1 when it wrote one (the text replaces the generic message),

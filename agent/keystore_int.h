@@ -41,6 +41,7 @@ struct ks_token {
 	 */
 	struct p11_pin *held;
 	int pin_rejected; /* the source's PIN was refused: never retry */
+	int unlock_only; /* reinserted under reinsert_login unlock */
 	int active; /* logged in on purpose: log in again after a reset */
 	/* hung module: signatures in flight, and when the watcher's check began */
 	atomic_uint inflight;
@@ -92,6 +93,7 @@ struct keystore {
 	atomic_size_t nkeys; /* published */
 	unsigned pin_timeout;
 	int final_try; /* config pin_final_try allow */
+	int reinsert_unlock; /* config reinsert_login unlock */
 	unsigned token_cap; /* signatures in flight per token (0: no cap) */
 	/* presence watcher (keystore_watch_start): one thread per token */
 	pthread_mutex_t wmu;

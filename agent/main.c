@@ -496,6 +496,7 @@ open_tokens(struct agent *a)
 		goto out;
 	}
 	keystore_set_final_try(a->ks, c->pin_final_try == 1);
+	keystore_set_reinsert_unlock(a->ks, c->reinsert_login == 0);
 	for (i = 0; i < c->nmodules; i++) {
 		if ((r = p11_provider_open(
 			 c->modules[i], c->module_allow, &prov)) != 0) {

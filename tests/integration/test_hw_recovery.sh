@@ -143,4 +143,33 @@ ts_pass "env PIN: logged in again after reinsertion and a logout"
 kill -TERM $pid
 wait $pid || ts_fail "env agent exit status"
 ts_pass "agent exits cleanly with watcher threads"
+
+# --- reinsert_login unlock: a token that was out is not logged in from the
+# PIN file when it comes back; it waits for UNLOCK with the PIN
+printf 'reinsert_login unlock\n' > unlock.conf
+chmod 600 unlock.conf
+TS_AGENT_SOCK=$TS_TMP/unlock.sock TS_MODULE=$TS_SHIM ts_agent_start \
+    --module-allow "$TS_SHIM_ALLOW" --config "$TS_TMP/unlock.conf"
+sign || ts_fail "reinsert_login unlock: sign before the removal"
+ts_shim_set '[token ts-main]' present=0
+ts_wait_for sh -c "'$C' agent status | grep -q '^token: ts-main absent'" ||
+    ts_fail "reinsert_login unlock: removal not seen"
+before=$(ts_shim_stat C_Login)
+ts_shim_set
+ts_wait_for grep -q 'token "ts-main" (serial .*) is back: waiting for unlock' agent.log ||
+    ts_fail "reinsert_login unlock: no waiting line: $(tail -3 agent.log)"
+"$C" agent status | grep -q '^state: unlocked, needs unlock' ||
+    ts_fail "reinsert_login unlock: STATUS: $("$C" agent status)"
+ts_expect_fail "reinsert_login unlock: sign before UNLOCK" 13 'needs unlock' sign
+[ "$(ts_shim_stat C_Login)" = "$before" ] ||
+    ts_fail "reinsert_login unlock: logged in from the PIN file after reinsertion"
+"$C" agent unlock --passphrase-file "$TS_PIN_FILE" >/dev/null ||
+    ts_fail "reinsert_login unlock: unlock with the PIN"
+sign || ts_fail "reinsert_login unlock: sign after UNLOCK"
+# dropped sessions without a removal still log in from the file by themselves
+ts_shim_set '[token ts-main]' not_logged_in=20
+sign || ts_fail "reinsert_login unlock: a logout without a removal needs no UNLOCK"
+ts_shim_set
+ts_pass "reinsert_login unlock: back in, no login from the PIN file; UNLOCK with the PIN resumes signing"
+ts_agent_stop
 ts_done

@@ -437,6 +437,21 @@ test_config_lines(void **state)
 	assert_int_equal(
 	    config_line(&c, "allow_group no-such-group-xyz", why, sizeof(why)),
 	    TS_ERR_CONFIG);
+	/* the two-way keywords: one of two words, once */
+	assert_int_equal(c.reinsert_login, -1);
+	assert_int_equal(
+	    config_line(&c, "reinsert_login unlock", why, sizeof(why)), 0);
+	assert_int_equal(c.reinsert_login, 0);
+	assert_int_equal(
+	    config_line(&c, "reinsert_login auto", why, sizeof(why)), 0);
+	assert_int_equal(c.reinsert_login, 1);
+	assert_int_equal(
+	    config_line(&c, "reinsert_login sometimes", why, sizeof(why)),
+	    TS_ERR_CONFIG);
+	assert_non_null(strstr(why, "reinsert_login"));
+	assert_int_equal(
+	    config_line(&c, "reinsert_login auto unlock", why, sizeof(why)),
+	    TS_ERR_CONFIG);
 	config_free(&c);
 }
 
