@@ -162,8 +162,12 @@ progress_post(
 {
 	struct job *n;
 
+	/* a copy: frame is on the watchdog's stack */
 	if ((n = calloc(1, sizeof(*n))) == NULL ||
-	    (n->reply = wbuf_from(frame, len)) == NULL) {
+	    (n->reply = wbuf_new(len)) == NULL ||
+	    wbuf_put(n->reply, frame, len) != 0) {
+		if (n != NULL)
+			wbuf_free(n->reply);
 		free(n);
 		error_f("out of memory: PROGRESS notice dropped");
 		return;
