@@ -919,16 +919,19 @@ keystore_expire(struct keystore *ks)
 {
 	uint64_t now = loop_now_ms();
 	struct ks_token *t;
-	size_t i;
+	size_t i, n = keystore_token_count(ks);
+	int due = 0, watched;
 
-	pthread_mutex_lock(&ks->mu);
-	for (i = 0; ks->pin_timeout != 0 && i < keystore_token_count(ks); i++) {
+	/* held across C_Login by a worker: never wait for it on the loop */
+	if (pthread_mutex_trylock(&ks->mu) != 0)
+		return;
+	for (i = 0; ks->pin_timeout != 0 && i < n; i++) {
 		t = &ks->tokens[i];
 		if (t->logged_in_ms == 0 ||
 		    now - t->logged_in_ms < (uint64_t)ks->pin_timeout * 1000)
 			continue;
-		if (p11_token_login_required(t->tok))
-			(void)p11_token_logout(t->tok);
+		atomic_store(&t->logout_due, 1);
+		due = 1;
 		t->logged_in_ms = 0;
 		t->active = 0;
 		p11_pin_free(t->held);
@@ -939,6 +942,18 @@ keystore_expire(struct keystore *ks)
 		    p11_token_label(t->tok));
 	}
 	pthread_mutex_unlock(&ks->mu);
+	if (!due)
+		return;
+	pthread_mutex_lock(&ks->wmu);
+	watched = ks->nwthreads > 0 && !ks->wstop;
+	if (watched)
+		pthread_cond_broadcast(&ks->wcv);
+	pthread_mutex_unlock(&ks->wmu);
+	/* no watchers (not serving yet): log out here */
+	for (i = 0; !watched && i < n; i++)
+		if (atomic_exchange(&ks->tokens[i].logout_due, 0) &&
+		    p11_token_login_required(ks->tokens[i].tok))
+			(void)p11_token_logout(ks->tokens[i].tok);
 }
 
 void
@@ -1071,7 +1086,7 @@ ks_watch_main(void *arg)
 	struct keystore *ks = wa->ks;
 	struct ks_token *t = &ks->tokens[wa->i];
 	unsigned gen, ms;
-	int was, now, r, want;
+	int was, now, r, want, due;
 
 	free(wa);
 	was = p11_token_present(t->tok);
@@ -1082,17 +1097,26 @@ ks_watch_main(void *arg)
 		 * a module that sees the card a little after pcscd does.
 		 */
 		ms = t->burst > 0 ? 100 : ks->watch_ms;
-		if (ms == 0)
+		if (atomic_load(&t->logout_due))
+			; /* set before we waited: no wake-up comes for it */
+		else if (ms == 0)
 			pthread_cond_wait(&ks->wcv, &ks->wmu);
 		else
 			ks_wait_ms_locked(ks, ms);
 		if (ks->wstop)
 			break;
+		due = atomic_exchange(&t->logout_due, 0);
 		if (t->burst > 0)
 			t->burst--;
-		else if (ks->watch_ms == 0)
+		else if (ks->watch_ms == 0 && !due)
 			continue; /* woken for another token */
 		pthread_mutex_unlock(&ks->wmu);
+		/*
+		 * The PIN timeout's C_Logout, here rather than on the loop:
+		 * a hung module holds this token's thread only.
+		 */
+		if (due && p11_token_login_required(t->tok))
+			(void)p11_token_logout(t->tok);
 		gen = p11_token_generation(t->tok);
 		atomic_store(&t->check_since_ms, loop_now_ms());
 		r = p11_token_check(t->tok);

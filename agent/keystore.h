@@ -153,7 +153,13 @@ int keystore_sign_message(struct keystore *ks, struct ks_key *k,
 
 /* PIN timeout in seconds (0: never). */
 void keystore_set_pin_timeout(struct keystore *ks, unsigned secs);
-/* Logs out tokens logged in longer than the timeout; call periodically. */
+/*
+ * Ends the login of tokens logged in longer than the timeout; call
+ * periodically from the loop.  It makes no PKCS#11 call itself (a hung
+ * module must not freeze the loop): each token's watcher thread does the
+ * C_Logout.  When the keystore is busy (a login holds it) it tries again
+ * at the next call.
+ */
 void keystore_expire(struct keystore *ks);
 /* Logs out every token now (shutdown). */
 void keystore_logout_all(struct keystore *ks);

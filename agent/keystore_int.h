@@ -49,6 +49,8 @@ struct ks_token {
 	atomic_uint_fast64_t progress_ms; /* last sign done / first started */
 	atomic_uint_fast64_t done_ms; /* last sign call that came back */
 	int burst; /* quick re-checks left after a reader event (ks->wmu) */
+	/* PIN timeout: the watcher logs the token out (keystore_expire) */
+	atomic_int logout_due;
 	char serial[17]; /* the token added: another card is not it */
 	char label[33];
 };
