@@ -975,6 +975,35 @@ keystore_logout_all(struct keystore *ks)
 	pthread_mutex_unlock(&ks->mu);
 }
 
+size_t
+keystore_calls_running(const struct keystore *ks, int report)
+{
+	const struct ks_token *t;
+	uint64_t now = loop_now_ms(), since, started;
+	size_t i, n = 0;
+
+	for (i = 0; i < keystore_token_count(ks); i++) {
+		t = &ks->tokens[i];
+		since = atomic_load(&t->check_since_ms);
+		started = atomic_load(&t->inflight) > 0
+		    ? atomic_load(&t->progress_ms)
+		    : 0;
+		if (since == 0 && started == 0)
+			continue;
+		if (since == 0 || (started != 0 && started < since))
+			since = started;
+		n++;
+		if (report)
+			error(
+			    "token \"%.64s\" (serial %.16s) is not answering: "
+			    "a call to its module has been running for "
+			    "%llu ms",
+			    t->label, t->serial,
+			    (unsigned long long)(now - since));
+	}
+	return n;
+}
+
 int
 keystore_needs_unlock(const struct keystore *ks)
 {

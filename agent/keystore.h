@@ -163,6 +163,13 @@ void keystore_set_pin_timeout(struct keystore *ks, unsigned secs);
 void keystore_expire(struct keystore *ks);
 /* Logs out every token now (shutdown). */
 void keystore_logout_all(struct keystore *ks);
+/*
+ * Returns the number of tokens with a module call running now (a presence
+ * check or a signature); with report set, logs each, with how long its
+ * call has been running.  At shutdown: such a token may never answer, and
+ * logging it out or joining its threads would wait for it.
+ */
+size_t keystore_calls_running(const struct keystore *ks, int report);
 /* Returns 1 when some token is logged out and cannot log in by itself. */
 int keystore_needs_unlock(const struct keystore *ks);
 /*

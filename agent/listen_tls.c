@@ -601,3 +601,9 @@ tls_listener_handshakes(const struct tls_listener *ls)
 {
 	return ls->nhs;
 }
+
+unsigned
+tls_listener_running(struct tls_listener *ls)
+{
+	return ls == NULL || ls->off == NULL ? 0 : offload_running(ls->off);
+}

@@ -50,6 +50,11 @@ void tls_listener_stop(struct tls_listener *ls);
  * NULL is fine.
  */
 void tls_listener_free(struct tls_listener *ls);
+/*
+ * Returns the number of handshake steps still running on the offload
+ * threads (0 without them, or for NULL); after the loop has stopped too.
+ */
+unsigned tls_listener_running(struct tls_listener *ls);
 /* Returns the number of handshakes in progress. */
 unsigned tls_listener_handshakes(const struct tls_listener *ls);
 

@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/audit.h"
@@ -45,6 +46,11 @@
 #include "pkcs11/uri.h"
 
 #define AGENT_STOP_GRACE_MS 5000
+/*
+ * After the loop: how long a module call that began after its last check
+ * (presence watchers keep checking) may take to end.
+ */
+#define AGENT_STOP_CALLS_MS 500
 #define AGENT_MAX_CLI	    128
 
 struct agent {
@@ -391,7 +397,10 @@ stop_check(struct loop *l, void *arg)
 {
 	struct agent *a = arg;
 
-	if ((connmgr_busy(a->conns) == 0 && connmgr_count(a->conns) == 0) ||
+	/* the grace covers module calls too: a slow token may still answer */
+	if ((connmgr_busy(a->conns) == 0 && connmgr_count(a->conns) == 0 &&
+		tls_listener_running(a->tls_listener) == 0 &&
+		keystore_calls_running(a->ks, 0) == 0) ||
 	    loop_now_ms() > a->stop_deadline)
 		loop_stop(l);
 }
@@ -421,6 +430,37 @@ on_signal(struct loop *l, int fd, int rev, void *arg)
 		if (loop_add_timer(l, 20, 1, stop_check, a) < 0)
 			loop_stop(l);
 	}
+}
+
+/*
+ * After SIGTERM's grace period: module calls still running (requests at
+ * workers, a presence check, a TLS handshake's signature) belong to a
+ * token that stopped answering.  Logging it out, joining its threads and
+ * freeing what they use would wait for it, maybe for ever: remove the
+ * socket and exit now.  Audit lines are synced as they are written; the
+ * stuck calls' own lines are never written, since their calls never end.
+ */
+static void
+stop_or_abandon(struct agent *a)
+{
+	struct timespec ts = { 0, 50 * 1000000L };
+	uint64_t until = loop_now_ms() + AGENT_STOP_CALLS_MS;
+
+	while ((keystore_calls_running(a->ks, 0) > 0 ||
+		   tls_listener_running(a->tls_listener) > 0) &&
+	    loop_now_ms() < until)
+		(void)nanosleep(&ts, NULL);
+	if (keystore_calls_running(a->ks, 1) == 0 &&
+	    connmgr_busy(a->conns) == 0 &&
+	    tls_listener_running(a->tls_listener) == 0)
+		return;
+	if (tls_listener_running(a->tls_listener) > 0)
+		error(
+		    "TLS handshakes still waiting for the server key's token");
+	listener_free(a->listener); /* the socket goes */
+	error("exiting without logging out the token(s) above: their "
+	      "module does not answer");
+	_exit(1);
 }
 
 static void
@@ -954,6 +994,8 @@ main(int argc, char **argv)
 	    sock_path != NULL ? sock_path : "socket-activated fd");
 	r = loop_run(a.loop);
 	listen_sd_notify("STOPPING=1");
+	if (a.stopping)
+		stop_or_abandon(&a);
 out:
 	if (pipefd[1] >= 0) {
 		status = 1;

@@ -29,6 +29,7 @@ struct offload {
 	struct task *todo_head, *todo_tail;
 	struct task *done_head, *done_tail;
 	unsigned pending; /* submitted, done not called yet */
+	unsigned running; /* submitted, run() not returned yet (mu) */
 	int stop;
 	int efd;
 	unsigned nthreads;
@@ -68,6 +69,7 @@ offload_main(void *arg)
 		t->run(t->arg);
 
 		pthread_mutex_lock(&o->mu);
+		o->running--;
 		wake = o->done_head == NULL;
 		push(&o->done_head, &o->done_tail, t);
 		if (wake && write(o->efd, &one, sizeof(one)) < 0 &&
@@ -154,6 +156,7 @@ offload_submit(struct offload *o, offload_fn run, offload_fn done, void *arg)
 	t->arg = arg;
 	pthread_mutex_lock(&o->mu);
 	push(&o->todo_head, &o->todo_tail, t);
+	o->running++;
 	pthread_mutex_unlock(&o->mu);
 	pthread_cond_signal(&o->cv);
 	o->pending++;
@@ -164,6 +167,17 @@ unsigned
 offload_pending(const struct offload *o)
 {
 	return o->pending;
+}
+
+unsigned
+offload_running(struct offload *o)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&o->mu);
+	n = o->running;
+	pthread_mutex_unlock(&o->mu);
+	return n;
 }
 
 void

@@ -33,6 +33,11 @@ int offload_submit(struct offload *o, offload_fn run, offload_fn done,
 /* Returns the number of tasks submitted whose done has not been called. */
 unsigned offload_pending(const struct offload *o);
 /*
+ * Returns the number of tasks whose run() has not returned yet (queued or
+ * running); any thread may ask.
+ */
+unsigned offload_running(struct offload *o);
+/*
  * Runs every queued task to its end, calls the done callbacks still due
  * (here, on the caller's thread), joins the threads and frees.  NULL is
  * fine.  A run() that never returns (a hung module) keeps this waiting,

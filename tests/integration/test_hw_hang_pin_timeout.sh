@@ -6,7 +6,9 @@
 # SIGTERM all waited for the hung module).  Through the fault-injecting
 # shim: ts-main hangs, the 2 s PIN timeout passes, and the agent still
 # answers STATUS, signs with ts-second (logging in again from the PIN
-# file) and, once ts-main answers again, signs with it too and exits 0.
+# file) and, once ts-main answers again, signs with it too.  Then ts-main
+# hangs for good with a signature in flight: SIGTERM still ends the agent
+# (socket removed, exit 1, the token named) instead of waiting for ever.
 . "$TS_SRC/tests/lib/common.sh"
 . "$TS_SRC/tests/lib/softhsm.sh"
 . "$TS_SRC/tests/lib/shim.sh"
@@ -44,9 +46,26 @@ ts_pass "ts-main hung at its PIN timeout: STATUS and ts-second (logged in again 
 ts_shim_set
 ts_wait_for sign p256 || ts_fail "ts-main does not sign once it answers again"
 ts_pass "ts-main answers again: logged in from the PIN file, signs"
+
+# --- SIGTERM while ts-main hangs for good with a signature in flight: the
+# agent gives in-flight requests its 5 s grace and the module 2 s more, then
+# removes its socket and exits 1 rather than wait for ever
+ts_shim_set '[token ts-main]' hang=1
+timeout 30 "$C" agent sign --key p256 --digest "$dig" >/dev/null 2>&1 &
+ts_bg_track $!
+sleep 0.5
+t0=$(ts_now_ms)
 kill -TERM "$TS_AGENT_PID"
 rc=0
 wait "$TS_AGENT_PID" || rc=$?
-[ $rc = 0 ] || ts_fail "agent exit status $rc: $(tail -5 agent.log)"
-ts_pass "agent exits 0"
+t1=$(ts_now_ms)
+[ $rc = 1 ] || ts_fail "agent exit status $rc with a hung module, want 1: $(tail -5 agent.log)"
+[ $((t1 - t0)) -lt 15000 ] || ts_fail "SIGTERM took $((t1 - t0)) ms with a hung module"
+[ ! -e "$TOKENSIGN_AUTH_SOCK" ] || ts_fail "socket left behind"
+grep -q 'token "ts-main" (serial .*) is not answering: a call to its module has been running for' agent.log ||
+    ts_fail "no 'not answering' line: $(tail -5 agent.log)"
+grep -q 'exiting without logging out the token(s) above' agent.log ||
+    ts_fail "no abandon line: $(tail -5 agent.log)"
+ts_shim_set
+ts_pass "SIGTERM with ts-main hung: socket removed, exit 1 after $((t1 - t0)) ms, the token named"
 ts_done

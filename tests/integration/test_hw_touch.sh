@@ -116,5 +116,7 @@ ts_shim_set
 ts_pass "presence checks taking 3.5 s while $n signatures came back in 5 s: no 'not responding'"
 
 kill -TERM $pid
-wait $pid || ts_fail "agent exit status"
+rc=0
+wait $pid || rc=$?
+[ $rc = 0 ] || ts_fail "agent exit status $rc: $(tail -5 agent.log)"
 ts_done
