@@ -82,7 +82,7 @@ fi
 # --key limits the keys served; a reference matching nothing is fatal.
 ts_agent_start --key p256
 out=$("$C" keys)
-[ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q ' p256 ' ||
+[ "$(echo "$out" | wc -l)" = 1 ] && grep -q ' p256 ' <<<"$out" ||
     ts_fail "--key p256 served: $out"
 ts_pass "--key limits the keys served"
 ts_agent_stop

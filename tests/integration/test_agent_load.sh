@@ -12,11 +12,11 @@ n=${TS_LOAD_COUNT:-1000}
 ts_agent_start --audit "$TS_TMP/audit.log"
 out=$("$B" -c 64 -n "$n" -V -k p256 "$TOKENSIGN_AUTH_SOCK") ||
     ts_fail "load: $out"
-echo "$out" | grep -q "sigs $((64 * n)) errors 0" || ts_fail "load: $out"
+grep -q "sigs $((64 * n)) errors 0" <<<"$out" || ts_fail "load: $out"
 ts_pass "64 clients x $n digest signatures, 0 errors, all verified ($out)"
 out=$("$B" -c 8 -n 400 -b 20 -p -V -k p256 "$TOKENSIGN_AUTH_SOCK") ||
     ts_fail "batch load: $out"
-echo "$out" | grep -q "errors 0" || ts_fail "batch load: $out"
+grep -q "errors 0" <<<"$out" || ts_fail "batch load: $out"
 ts_pass "8 clients x 400 payloads in batches of 20, 0 errors ($out)"
 "$TS_CLIENT" agent status | grep -q '^errors: 0' || ts_fail "agent counted errors"
 lines=$(wc -l < "$TS_TMP/audit.log")

@@ -14,12 +14,12 @@ cd "$TS_TMP"
 
 out=$("$C" keys)
 for k in p256 p384 rsa2048 rsa3072 ed25519 p256-aa p256-b; do
-	echo "$out" | grep -Eq "^[0-9a-f]{16}  .* $k " || ts_fail "keys lacks $k: $out"
+	grep -Eq "^[0-9a-f]{16}  .* $k " <<<"$out" || ts_fail "keys lacks $k: $out"
 done
 [ "$(echo "$out" | wc -l)" = 7 ] || ts_fail "expected 7 keys: $out"
 ts_pass "tokensign keys lists all 7 keys with ids"
-echo "$out" | grep -E ' p256 ' | grep -q 'ecdsa-p256  256' || ts_fail "p256 type: $out"
-echo "$out" | grep -E ' rsa3072 ' | grep -q 'rsa        3072' || ts_fail "rsa type: $out"
+grep -E ' p256 ' <<<"$out" | grep -q 'ecdsa-p256  256' || ts_fail "p256 type: $out"
+grep -E ' rsa3072 ' <<<"$out" | grep -q 'rsa        3072' || ts_fail "rsa type: $out"
 ts_pass "types and sizes listed"
 
 # Key references: id, label, URI; ambiguous and unknown refused.

@@ -48,8 +48,8 @@ ts_haproxy_wait_state b1 up || ts_fail "b1 never up"
 ts_pass "haproxy up, both backends healthy"
 
 seen=$(for i in $(seq 1 10); do ask; done | sort | uniq -c)
-echo "$seen" | grep -q ' 5 alpha' || ts_fail "round robin: $seen"
-echo "$seen" | grep -q ' 5 beta' || ts_fail "round robin: $seen"
+grep -q ' 5 alpha' <<<"$seen" || ts_fail "round robin: $seen"
+grep -q ' 5 beta' <<<"$seen" || ts_fail "round robin: $seen"
 ts_pass "round robin across both backends"
 
 kill -KILL "$alpha_pid"
@@ -72,6 +72,6 @@ ts_pass "all traffic on the survivor"
 backend alpha "$p0"
 ts_haproxy_wait_state b0 up || ts_fail "b0 never back up"
 seen=$(for i in $(seq 1 10); do ask; done | sort | uniq -c)
-echo "$seen" | grep -q alpha || ts_fail "alpha not used after recovery: $seen"
+grep -q alpha <<<"$seen" || ts_fail "alpha not used after recovery: $seen"
 ts_pass "recovered backend serves again"
 ts_done

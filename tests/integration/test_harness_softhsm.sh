@@ -5,8 +5,8 @@
 . "$TS_SRC/tests/lib/softhsm.sh"
 ts_softhsm_setup
 out=$(ts_p11tool --list-token-slots 2>&1)
-echo "$out" | grep -q 'ts-main' || ts_fail "ts-main missing: $out"
-echo "$out" | grep -q 'ts-second' || ts_fail "ts-second missing: $out"
+grep -q 'ts-main' <<<"$out" || ts_fail "ts-main missing: $out"
+grep -q 'ts-second' <<<"$out" || ts_fail "ts-second missing: $out"
 ts_pass "two tokens"
 for k in p256 p384 rsa2048 rsa3072 ed25519 p256-aa; do
 	ts_softhsm_pubkey "$k" "$TS_TMP/$k.pem"
@@ -15,7 +15,7 @@ for k in p256 p384 rsa2048 rsa3072 ed25519 p256-aa; do
 	ts_pass "key $k exported"
 done
 objs=$(ts_p11tool --token-label ts-main --login --pin "$TS_PIN" -O 2>&1)
-echo "$objs" | grep -q 'always authenticate' ||
+grep -q 'always authenticate' <<<"$objs" ||
     ts_fail "p256-aa lacks CKA_ALWAYS_AUTHENTICATE"
 ts_pass "always-authenticate key"
 [ "$(stat -c %a "$TS_PIN_FILE")" = 600 ] || ts_fail "PIN file mode"

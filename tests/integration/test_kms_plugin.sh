@@ -52,7 +52,7 @@ printf '%s' '{"critical":{"identity":{"docker-reference":"127.0.0.1:5000/demo/ap
 
 # --- the two methods cosign must always get answers to ------------------
 out=$(kms supportedAlgorithms '{}' tokensign://p256 5)
-echo "$out" | grep -q '"ecdsa-sha2-256-nistp256"' || ts_fail "supportedAlgorithms: $out"
+grep -q '"ecdsa-sha2-256-nistp256"' <<<"$out" || ts_fail "supportedAlgorithms: $out"
 ts_pass "supportedAlgorithms"
 for pair in p256:ecdsa-sha2-256-nistp256 ed25519:ed25519 rsa2048:rsa-sign-pkcs1-2048-sha256 rsa3072:rsa-sign-pkcs1-3072-sha256; do
 	out=$(kms defaultAlgorithm '{}' "tokensign://${pair%%:*}" 5)
@@ -110,9 +110,9 @@ grep -q '"event":"sign-digest"' "$TS_TMP/audit.log" || ts_fail "SIGN_DIGEST not 
 ts_pass "p256: empty stdin plus digest -> SIGN_DIGEST, verifies"
 # digest not matching stdin, wrong digest length
 sign tokensign://p256 5 "$(printf 'x%.0s' {1..32} | base64 -w0)" "$payload"
-echo "$err" | grep -q "not the hash" || ts_fail "mismatching digest: '$err'"
+grep -q "not the hash" <<<"$err" || ts_fail "mismatching digest: '$err'"
 sign tokensign://p256 7 "$dig" /dev/null
-echo "$err" | grep -qi "length" || ts_fail "wrong digest length: '$err'"
+grep -qi "length" <<<"$err" || ts_fail "wrong digest length: '$err'"
 ts_pass "digest checks (mismatch, length vs hashFunc)"
 # Ed25519: whole payload, no digest (pure Ed25519)
 sign tokensign://ed25519 0 null "$payload"
@@ -122,7 +122,7 @@ openssl pkeyutl -verify -pubin -inkey "$TS_TMP/ed25519.pem" -rawin -in "$payload
     -sigfile "$TS_TMP/sig" >/dev/null || ts_fail "ed25519 signature does not verify"
 ts_pass "ed25519: whole payload verifies with openssl"
 sign tokensign://ed25519 5 "$dig" /dev/null
-echo "$err" | grep -q "Ed25519" || ts_fail "ed25519 digest-only: '$err'"
+grep -q "Ed25519" <<<"$err" || ts_fail "ed25519 digest-only: '$err'"
 ts_pass "ed25519 digest-only refused with a reason"
 # RSA, payload and a non-payload message (sign-blob style, SHA-256)
 sign tokensign://rsa2048 5 null "$payload"
@@ -135,7 +135,7 @@ openssl dgst -sha256 -verify "$TS_TMP/rsa2048.pem" -signature "$TS_TMP/sig" "$TS
 ts_pass "rsa2048: payload and blob verify (PKCS#1 v1.5 SHA-256)"
 # key by id and by percent-encoded PKCS#11 URI
 id=$("$TS_CLIENT" keys 2>/dev/null | awk '$0 ~ /p256 / || $0 ~ /p256$/ {print $1; exit}')
-if [ -n "$id" ] && echo "$id" | grep -Eq '^[0-9a-f]{16}$'; then
+if [ -n "$id" ] && grep -Eq '^[0-9a-f]{16}$' <<<"$id"; then
 	sign "tokensign://$id" 5 null "$payload"
 	[ -z "$err" ] || ts_fail "by id $id: $err"
 	ts_pass "key by id"
@@ -160,12 +160,12 @@ ts_pass "verifySignature accepts good, refuses wrong message"
 
 # --- errors as JSON -----------------------------------------------------
 sign tokensign://no-such-key 5 null "$payload"
-echo "$err" | grep -q "no-such-key" || ts_fail "unknown key: '$err'"
+grep -q "no-such-key" <<<"$err" || ts_fail "unknown key: '$err'"
 ts_pass "unknown key -> errorMessage"
 printf 'kms-lock-%s' "$$" > "$TS_TMP/lockpass"
 python3 "$TS_SRC/tests/lib/tsproto.py" "$sock" lock "$TS_TMP/lockpass" || ts_fail "LOCK"
 sign tokensign://p256 5 null "$payload"
-echo "$err" | grep -qi "locked" || ts_fail "locked agent: '$err'"
+grep -qi "locked" <<<"$err" || ts_fail "locked agent: '$err'"
 python3 "$TS_SRC/tests/lib/tsproto.py" "$sock" unlock "$TS_TMP/lockpass" || ts_fail "UNLOCK"
 ts_pass "locked agent -> errorMessage"
 TOKENSIGN_AUTH_SOCK=$TS_TMP/nonexistent.sock sign tokensign://p256 5 null "$payload"
@@ -175,7 +175,7 @@ out=$(TOKENSIGN_AUTH_SOCK=$TS_TMP/nonexistent.sock kms defaultAlgorithm '{}' tok
     ts_fail "defaultAlgorithm with agent down: $out"
 ts_pass "agent down -> errorMessage; defaultAlgorithm still answers"
 out=$("$PLUGIN" v2 '{}' < /dev/null || true)
-echo "$out" | grep -q errorMessage || ts_fail "protocol v2: $out"
+grep -q errorMessage <<<"$out" || ts_fail "protocol v2: $out"
 out=$("$PLUGIN" v1 '{"methodName":' < /dev/null || true)
 python3 -c 'import json,sys; assert "errorMessage" in json.loads(sys.argv[1])' "$out" ||
     ts_fail "bad JSON argument: $out"

@@ -9,7 +9,7 @@ ts_pcsc_setup
 ts_log "pcscd mode $TS_PCSC_MODE, vpcd port $TS_VPCD_PORT"
 
 readers=$("$TS_PCSC_WAIT" readers)
-echo "$readers" | grep -qx "empty $TS_PCSC_READER" ||
+grep -qx "empty $TS_PCSC_READER" <<<"$readers" ||
     ts_fail "reader not listed empty: $readers"
 ts_pass "reader '$TS_PCSC_READER' listed, no card"
 ts_expect_fail "no card yet: waiting for one times out" 1 '^timeout' \

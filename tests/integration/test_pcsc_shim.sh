@@ -14,7 +14,7 @@ ts_shim_setup
 ts_pcsc_bridge_shim ts-main
 
 expect() { # DESC PATTERN LINE
-	echo "$3" | grep -Eq -- "$2" || ts_fail "$1: got '$3', want /$2/"
+	grep -Eq -- "$2" <<<"$3" || ts_fail "$1: got '$3', want /$2/"
 	ts_pass "$1"
 }
 # Polls the probe until LINE matches; prints the time taken in ms.

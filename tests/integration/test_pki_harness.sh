@@ -23,17 +23,17 @@ for r in a b; do
 	out=$(v -CAfile "$P/ca.pem" -purpose sslclient "$P/runner-$r.pem")
 	[ "$out" = "$P/runner-$r.pem: OK" ] || ts_fail "runner-$r: $out"
 	subj=$(openssl x509 -in "$P/runner-$r.pem" -noout -subject)
-	echo "$subj" | grep -q "CN = runner-$r" || ts_fail "runner-$r CN: $subj"
+	grep -q "CN = runner-$r" <<<"$subj" || ts_fail "runner-$r CN: $subj"
 	san=$(openssl x509 -in "$P/runner-$r.pem" -noout -ext subjectAltName)
-	echo "$san" | grep -q "URI:spiffe://ci.example/runner-$r" ||
+	grep -q "URI:spiffe://ci.example/runner-$r" <<<"$san" ||
 	    ts_fail "runner-$r URI SAN: $san"
-	echo "$san" | grep -q "DNS:runner-$r.ci.example" ||
+	grep -q "DNS:runner-$r.ci.example" <<<"$san" ||
 	    ts_fail "runner-$r DNS SAN: $san"
 	ts_pass "runner-$r: client cert with CN, URI and DNS identities"
 done
 
 out=$(v -CAfile "$P/ca.pem" "$P/expired.pem") && ts_fail "expired verifies"
-echo "$out" | grep -q 'certificate has expired' || ts_fail "expired: $out"
+grep -q 'certificate has expired' <<<"$out" || ts_fail "expired: $out"
 openssl x509 -in "$P/expired.pem" -noout -enddate | grep -q 'Jan  1 00:00:00 2021' ||
     ts_fail "expired end date"
 ts_pass "expired cert: issued by ca, expired in 2021"
@@ -42,13 +42,13 @@ out=$(v -CAfile "$P/ca.pem" "$P/revoked.pem")
 [ "$out" = "$P/revoked.pem: OK" ] || ts_fail "revoked without CRL: $out"
 out=$(v -CAfile "$P/ca.pem" -crl_check -CRLfile "$P/crl.pem" "$P/revoked.pem") &&
     ts_fail "revoked verifies with CRL"
-echo "$out" | grep -q 'certificate revoked' || ts_fail "revoked: $out"
+grep -q 'certificate revoked' <<<"$out" || ts_fail "revoked: $out"
 out=$(v -CAfile "$P/ca.pem" -crl_check -CRLfile "$P/crl.pem" "$P/runner-a.pem")
 [ "$out" = "$P/runner-a.pem: OK" ] || ts_fail "runner-a with CRL: $out"
 ts_pass "CRL revokes exactly the revoked cert"
 
 out=$(v -CAfile "$P/ca.pem" "$P/foreign.pem") && ts_fail "foreign verifies"
-echo "$out" | grep -q 'unable to get local issuer' || ts_fail "foreign: $out"
+grep -q 'unable to get local issuer' <<<"$out" || ts_fail "foreign: $out"
 out=$(v -CAfile "$P/ca2.pem" "$P/foreign.pem")
 [ "$out" = "$P/foreign.pem: OK" ] || ts_fail "foreign vs ca2: $out"
 ts_pass "foreign cert (CN=runner-a) chains only to the unrelated CA"
@@ -80,13 +80,13 @@ hs() {
 	    2>&1
 }
 out=$(hs runner-a) || ts_fail "runner-a handshake: $out"
-echo "$out" | grep -q 'Verify return code: 0' || ts_fail "runner-a: $out"
+grep -q 'Verify return code: 0' <<<"$out" || ts_fail "runner-a: $out"
 ts_pass "s_server accepts runner-a"
 for bad in expired revoked foreign; do
 	out=$(hs "$bad") || true
 	# TLS 1.3 client finishes before the server's verdict, so the
 	# refusal shows as an alert on the first read.
-	echo "$out" | grep -Eq 'alert (certificate|unknown ca|bad)' ||
+	grep -Eq 'alert (certificate|unknown ca|bad)' <<<"$out" ||
 	    ts_fail "$bad accepted: $out"
 	ts_pass "s_server refuses $bad"
 done

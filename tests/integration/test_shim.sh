@@ -9,14 +9,14 @@ ts_softhsm_setup p256
 ts_shim_setup
 
 expect() { # DESC PATTERN LINE
-	echo "$3" | grep -Eq -- "$2" || ts_fail "$1: got '$3', want /$2/"
+	grep -Eq -- "$2" <<<"$3" || ts_fail "$1: got '$3', want /$2/"
 	ts_pass "$1"
 }
 ms_of() { echo "$1" | sed -n 's/.* ms=\([0-9]*\).*/\1/p'; }
 
 # --- pass-through, with independent tools -------------------------------
 out=$(pkcs11-tool --module "$TS_SHIM" -L 2>&1)
-echo "$out" | grep -q 'token label *: ts-main' && echo "$out" | grep -q ts-second ||
+grep -q 'token label *: ts-main' <<<"$out" && grep -q ts-second <<<"$out" ||
     ts_fail "pass-through: tokens not listed: $out"
 ts_pass "pkcs11-tool lists both tokens through the shim"
 out=$(pkcs11-tool --module "$TS_SHIM" -I 2>&1)
@@ -61,7 +61,7 @@ expect "absent: open" '^open CKR_TOKEN_NOT_PRESENT' "$(ts_probe open)"
 expect "removal is a slot event" '^waitnb CKR_OK slot=ours' "$(ts_probe waitnb)"
 expect "one event per change" '^waitnb CKR_NO_EVENT' "$(ts_probe waitnb)"
 out=$(pkcs11-tool --module "$TS_SHIM" -L 2>&1)
-! echo "$out" | grep -q 'ts-main' && echo "$out" | grep -q 'ts-second' ||
+! grep -q 'ts-main' <<<"$out" && grep -q 'ts-second' <<<"$out" ||
     ts_fail "pkcs11-tool still sees the token: $out"
 ts_pass "pkcs11-tool sees ts-main gone, ts-second still there"
 ts_shim_set '[token ts-main]' present=0 removed_rv=CKR_TOKEN_NOT_PRESENT
@@ -247,20 +247,20 @@ printf '[token ts-main]\npresent = 0\n' > "$TS_TMP/second.ctl"
 ts_shim_set '[token ts-second]' 'slot_description = from the first file'
 out=$(TS_SHIM_CONTROL="$TS_SHIM_CONTROL:$TS_TMP/second.ctl" \
     pkcs11-tool --module "$TS_SHIM" -L 2>&1)
-! echo "$out" | grep -q 'ts-main' && echo "$out" | grep -q 'from the first file' ||
+! grep -q 'ts-main' <<<"$out" && grep -q 'from the first file' <<<"$out" ||
     ts_fail "two control files: $out"
 ts_pass "two control files combine"
 printf 'present = 0\n' > "$TS_TMP/second.ctl"
 ts_shim_set '[token ts-main]'
 out=$(TS_SHIM_CONTROL="$TS_SHIM_CONTROL:$TS_TMP/second.ctl" \
     pkcs11-tool --module "$TS_SHIM" -L 2>&1)
-! echo "$out" | grep -q 'ts-' ||
+! grep -q 'ts-' <<<"$out" ||
     ts_fail "second file continued the first file's section: $out"
 ts_pass "second file does not continue the first file's section"
 printf 'poll_ms = 5\n' > "$TS_TMP/second.ctl"
 out=$(TS_SHIM_CONTROL="$TS_SHIM_CONTROL:$TS_TMP/second.ctl" \
     pkcs11-tool --module "$TS_SHIM" -L 2>&1)
-echo "$out" | grep -q 'second.ctl: line 1: bad setting' ||
+grep -q 'second.ctl: line 1: bad setting' <<<"$out" ||
     ts_fail "top-only key accepted in a later file: $out"
 ts_pass "top-section keys refused in a later file"
 ts_done

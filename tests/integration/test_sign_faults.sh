@@ -86,7 +86,7 @@ ts_pass "no failure above wrote a signature"
 # a Warning: 299 header is shown once
 rules '[{"method":"GET","path":"/manifests/","times":100,"status":404,"headers":{"Warning":"299 - \"this registry is deprecated\""},"body":"{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest unknown\"}]}"}]'
 out=$("$TS_CLIENT" sign --key "$K" "$P/f/app:v1" "$P/f/app:v2" 2>&1 || true)
-[ "$(echo "$out" | grep -c 'registry warning: this registry is deprecated')" = 1 ] ||
+[ "$(grep -c 'registry warning: this registry is deprecated' <<<"$out")" = 1 ] ||
     ts_fail "Warning 299 not shown exactly once: $out"
 ts_pass "Warning: 299 shown once"
 ts_done

@@ -96,7 +96,7 @@ out=$(TOKENSIGN_AUTH_SOCK= TOKENSIGN_AGENT= TOKENSIGN_TLS_CONFIG=/dev/null \
     "$TS_CLIENT" --agent "tls://localhost:$port" --tls-cert "$P/runner-b.pem" \
     --tls-key "$P/runner-b.key" --tls-ca "$P/ca.pem" keys) ||
     ts_fail "--agent/--tls-* options: $out"
-echo "$out" | grep -q "$key" || ts_fail "--agent: $out"
+grep -q "$key" <<<"$out" || ts_fail "--agent: $out"
 ts_pass "--agent tls://localhost:PORT with --tls-cert/--tls-key/--tls-ca"
 
 # pipelined requests in one TLS write: answered in order, none stuck
@@ -137,7 +137,7 @@ ts_expect_fail "cert from another CA" nonzero \
     'refused our client certificate' as foreign keys
 out=$( { echo; sleep 0.5; } | timeout 10 openssl s_client -quiet \
     -connect "127.0.0.1:$port" -CAfile "$P/ca.pem" 2>&1) || true
-echo "$out" | grep -q 'certificate required' ||
+grep -q 'certificate required' <<<"$out" ||
     ts_fail "no-cert client not refused: $out"
 ts_pass "client without a certificate refused (certificate required)"
 ts_expect_fail "identity without a rule" nonzero 'peer not allowed' as runner-c keys

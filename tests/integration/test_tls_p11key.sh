@@ -108,8 +108,8 @@ grep -Eq 'TLS server key pkcs11:[^ ]*token=ts-second[^ ]* \(key id [0-9a-f]+\) i
     "$TS_TMP/agent1.log" || ts_fail "no withheld log: $(cat "$TS_TMP/agent1.log")"
 keys=$(TOKENSIGN_AUTH_SOCK=$TS_TMP/agent.sock "$TS_CLIENT" keys) ||
     ts_fail "keys over the Unix socket: $keys"
-echo "$keys" | grep -q ' p256 ' || ts_fail "p256 missing from: $keys"
-! echo "$keys" | grep -q 'p256-b' || ts_fail "the TLS key is listed: $keys"
+grep -q ' p256 ' <<<"$keys" || ts_fail "p256 missing from: $keys"
+! grep -q 'p256-b' <<<"$keys" || ts_fail "the TLS key is listed: $keys"
 dig=$(printf 'x' | sha256sum | cut -d' ' -f1)
 for ref in p256-b "$TOKURI"; do
 	TOKENSIGN_AUTH_SOCK=$TS_TMP/agent.sock ts_expect_fail \

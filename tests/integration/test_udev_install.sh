@@ -126,18 +126,18 @@ udev_parse() { # RULE-FILE WITH-GROUP(0|1) -> udevadm's lines on the file
 if command -v udevadm >/dev/null && [ -e /sys/devices/virtual/mem/null ] &&
     unshare -m true 2>/dev/null; then
 	out=$(udev_parse "$RULE" 1)
-	echo "$out" | grep -q 'Reading rules file: /run/udev/rules.d/70-tokensign.rules' ||
+	grep -q 'Reading rules file: /run/udev/rules.d/70-tokensign.rules' <<<"$out" ||
 	    ts_fail "udevadm did not read the rule: $out"
-	extra=$(echo "$out" | grep -v 'Reading rules file' || true)
+	extra=$(grep -v 'Reading rules file' <<<"$out" || true)
 	[ -z "$extra" ] || ts_fail "udevadm complains: $extra"
 	ts_pass "udevadm parses the rule without a complaint"
 	out=$(udev_parse "$RULE" 0)
-	echo "$out" | grep -q "Unknown group 'tokensign'" ||
+	grep -q "Unknown group 'tokensign'" <<<"$out" ||
 	    ts_fail "udevadm should miss the group here: $out"
 	ts_pass "udevadm resolves GROUP (unknown group reported without it)"
 	sed 's/GROUP=/GRUOP=/' "$RULE" > "$TS_TMP/bad-udevadm.rules"
 	out=$(udev_parse "$TS_TMP/bad-udevadm.rules" 1)
-	echo "$out" | grep -q "Invalid key 'GRUOP'" ||
+	grep -q "Invalid key 'GRUOP'" <<<"$out" ||
 	    ts_fail "udevadm missed a broken rule: $out"
 	ts_pass "udevadm reports a broken copy"
 else
