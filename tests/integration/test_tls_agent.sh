@@ -56,7 +56,8 @@ payload() { # payload FILE REF [ci-run-id]
 	printf '{"critical":{"identity":{"docker-reference":"%s"},"image":{"docker-manifest-digest":"sha256:%s"},"type":"cosign container image signature"},"optional":%s}' \
 	    "$2" "$(printf '%064d' 7)" "$opt" >"$1"
 }
-audit_has() { grep -F -- "$1" "$audit" | grep -qF -- "$2"; }
+# not grep -q: it may exit before the first grep has written all it found
+audit_has() { grep -F -- "$1" "$audit" | grep -F -- "$2" >/dev/null; }
 
 # --- bad command lines are refused before anything starts
 ts_expect_fail "--listen without --policy" 2 'needs --tls-cert, --tls-key, --client-ca and --policy' \
