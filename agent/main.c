@@ -445,21 +445,28 @@ stop_or_abandon(struct agent *a)
 {
 	struct timespec ts = { 0, 50 * 1000000L };
 	uint64_t until = loop_now_ms() + AGENT_STOP_CALLS_MS;
+	size_t calls;
+	unsigned hs;
 
 	while ((keystore_calls_running(a->ks, 0) > 0 ||
 		   tls_listener_running(a->tls_listener) > 0) &&
 	    loop_now_ms() < until)
 		(void)nanosleep(&ts, NULL);
-	if (keystore_calls_running(a->ks, 1) == 0 &&
-	    connmgr_busy(a->conns) == 0 &&
-	    tls_listener_running(a->tls_listener) == 0)
+	/*
+	 * Requests at workers without a module call (a confirmation prompt,
+	 * which times out) are waited for as before.
+	 */
+	calls = keystore_calls_running(a->ks, 1);
+	hs = tls_listener_running(a->tls_listener);
+	if (calls == 0 && hs == 0)
 		return;
-	if (tls_listener_running(a->tls_listener) > 0)
-		error(
-		    "TLS handshakes still waiting for the server key's token");
+	if (hs > 0)
+		error("%u TLS handshake(s) still waiting for the server key's "
+		      "token",
+		    hs);
 	listener_free(a->listener); /* the socket goes */
-	error("exiting without logging out the token(s) above: their "
-	      "module does not answer");
+	error("exiting without waiting for them%s",
+	    calls > 0 ? "; the token(s) above are not logged out" : "");
 	_exit(1);
 }
 
