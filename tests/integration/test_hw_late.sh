@@ -20,7 +20,6 @@ ts_shim_setup
 cd "$TS_TMP"
 C=$TS_CLIENT
 dig=$(printf '%064x' 9)
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 export TOKENSIGN_AUTH_SOCK=$TS_TMP/a.sock
 MAIN='pkcs11:token=ts-main'
 SECOND='pkcs11:token=ts-second'
@@ -105,11 +104,11 @@ ts_expect_fail "ts-main's key unknown before insertion" 14 'key not found' \
 ts_pass "ts-second signs; ts-main's key unknown, not logged in"
 
 # --- insertion: picked up, logged in, keys served with their config
-t0=$(now_ms)
+t0=$(ts_now_ms)
 ts_shim_set
 ts_wait_for served p256 ||
     ts_fail "late key never served: $(cat agent.log)"
-t1=$(now_ms)
+t1=$(ts_now_ms)
 ts_pass "ts-main's keys served $((t1 - t0)) ms after insertion"
 grep -q 'token "ts-main" (serial .*) arrived: 3 key(s)' agent.log ||
     ts_fail "no arrival line: $(cat agent.log)"

@@ -16,7 +16,6 @@ cd "$TS_TMP"
 C=$TS_CLIENT
 dig=$(printf '%064x' 7)
 sign() { "$C" agent sign --key "${1:-p256}" --digest "$dig" >/dev/null; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 NP='is not present — insert it'
 
 TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$TS_SHIM_ALLOW"
@@ -31,16 +30,16 @@ ts_pass "baseline: agent signs through the shim"
 # --- removal mid-load: in-flight and new requests fail fast and clearly
 ts_shim_set '[token ts-main]' sign_delay_ms=3000
 for i in 1 2 3 4; do
-	( t0=$(now_ms) rc=0; "$C" agent sign --key p256 --digest "$dig" \
-	    >/dev/null 2>"err.$i" || rc=$?; echo "$rc $(($(now_ms) - t0))" > "rc.$i" ) &
+	( t0=$(ts_now_ms) rc=0; "$C" agent sign --key p256 --digest "$dig" \
+	    >/dev/null 2>"err.$i" || rc=$?; echo "$rc $(($(ts_now_ms) - t0))" > "rc.$i" ) &
 	ts_bg_track $!
 done
 sleep 0.5
-t0=$(now_ms)
+t0=$(ts_now_ms)
 ts_shim_set '[token ts-main]' sign_delay_ms=3000 present=0
 ts_wait_for sh -c 'ls rc.1 rc.2 rc.3 rc.4 >/dev/null 2>&1' ||
     ts_fail "in-flight requests not answered"
-t1=$(now_ms)
+t1=$(ts_now_ms)
 for i in 1 2 3 4; do
 	read -r rc _ < "rc.$i"
 	[ "$rc" != 0 ] || ts_fail "in-flight request $i succeeded after removal"
@@ -49,9 +48,9 @@ for i in 1 2 3 4; do
 done
 [ $((t1 - t0)) -lt 1000 ] || ts_fail "in-flight answers took $((t1 - t0)) ms"
 ts_pass "4 in-flight signatures answered '$NP' $((t1 - t0)) ms after removal"
-t0=$(now_ms)
+t0=$(ts_now_ms)
 ts_expect_fail "sign with the token out" 14 "token ts-main .serial $serial. $NP" sign
-t1=$(now_ms)
+t1=$(ts_now_ms)
 [ $((t1 - t0)) -lt 1000 ] || ts_fail "removed-token error took $((t1 - t0)) ms"
 ts_pass "new request on the absent token fails in $((t1 - t0)) ms"
 ts_wait_for sh -c "'$C' agent status | grep -q 'ts-main absent'" ||
@@ -63,10 +62,10 @@ ts_pass "STATUS and the key list show the token absent"
 # --- reinsertion: signing resumes, same agent process
 logins=$(ts_shim_stat C_Login)
 ts_shim_set
-t0=$(now_ms)
+t0=$(ts_now_ms)
 ts_wait_for sh -c "'$C' agent status | grep -q 'ts-main present, logged in'" ||
     ts_fail "STATUS does not show the token back: $("$C" agent status)"
-t1=$(now_ms)
+t1=$(ts_now_ms)
 sign || ts_fail "sign after reinsertion: $(tail -5 "$TS_TMP/agent.log")"
 [ "$TS_AGENT_PID" = "$pid0" ] && kill -0 "$pid0" || ts_fail "agent restarted"
 [ "$(ts_shim_stat C_Login)" -gt "$logins" ] || ts_fail "no new C_Login"

@@ -11,28 +11,17 @@ ts_softhsm_setup p256
 ts_shim_setup
 cd "$TS_TMP"
 C=$TS_CLIENT
-now_ms() { date +%s%3N; }
-status_until() { # PATTERN TIMEOUT_MS: prints ms
-	local t0 line
-	t0=$(now_ms)
-	while :; do
-		line=$("$C" agent status 2>&1 | grep '^token: ts-main ' || true)
-		grep -Eq -- "$1" <<<"$line" && { echo $(($(now_ms) - t0)); return 0; }
-		[ $(($(now_ms) - t0)) -lt "$2" ] || { echo "$line"; return 1; }
-		sleep 0.02
-	done
-}
 printf 'presence_poll_ms 0\npcsc_watch no\n' > events.conf
 chmod 600 events.conf
 
 # --- slot events only
 TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$TS_SHIM_ALLOW" --config "$TS_TMP/events.conf"
 ts_shim_set '[token ts-main]' present=0
-ms=$(status_until absent 3000) || ts_fail "slot event: removal not seen: $ms"
+ms=$(ts_token_status_ms ts-main absent 3000) || ts_fail "slot event: removal not seen: $ms"
 [ "$ms" -lt 1000 ] || ts_fail "removal seen after $ms ms"
 ts_pass "C_WaitForSlotEvent: removal in STATUS after $ms ms (polling off)"
 ts_shim_set
-ms=$(status_until 'present, logged in' 3000) || ts_fail "slot event: reinsertion not seen: $ms"
+ms=$(ts_token_status_ms ts-main 'present, logged in' 3000) || ts_fail "slot event: reinsertion not seen: $ms"
 [ "$ms" -lt 1000 ] || ts_fail "reinsertion seen after $ms ms"
 ts_pass "C_WaitForSlotEvent: reinsertion, logged in again, after $ms ms"
 ts_agent_stop
@@ -54,11 +43,11 @@ ts_agent_stop
 ts_shim_set slot_events=0
 TS_MODULE=$TS_SHIM ts_agent_start --module-allow "$TS_SHIM_ALLOW"
 ts_shim_set slot_events=0 '[token ts-main]' present=0
-ms=$(status_until absent 3000) || ts_fail "poll: removal not seen: $ms"
+ms=$(ts_token_status_ms ts-main absent 3000) || ts_fail "poll: removal not seen: $ms"
 [ "$ms" -lt 1000 ] || ts_fail "poll: removal seen after $ms ms"
 ts_pass "periodic C_GetSlotInfo (250 ms): removal in STATUS after $ms ms"
 ts_shim_set slot_events=0
-ms=$(status_until 'present, logged in' 3000) || ts_fail "poll: reinsertion not seen: $ms"
+ms=$(ts_token_status_ms ts-main 'present, logged in' 3000) || ts_fail "poll: reinsertion not seen: $ms"
 ts_pass "periodic check: reinsertion, logged in again, after $ms ms"
 ts_agent_stop
 ts_done

@@ -15,7 +15,6 @@ ts_shim_setup
 cd "$TS_TMP"
 C=$TS_CLIENT
 dig=$(printf '%064x' 7)
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 export TOKENSIGN_AUTH_SOCK=$TS_TMP/a.sock
 printf 'touch_timeout p256 2\n' > agent.conf
 chmod 600 agent.conf
@@ -55,17 +54,17 @@ for i in 1 2 3; do
 	ts_bg_track $!
 done
 sleep 0.5
-t0=$(now_ms)
+t0=$(ts_now_ms)
 "$C" agent sign --key p256-b --digest "$dig" >/dev/null 2>other.err ||
     ts_fail "ts-second's key while ts-main hangs: $(cat other.err)"
-t1=$(now_ms)
+t1=$(ts_now_ms)
 [ $((t1 - t0)) -lt 1000 ] || ts_fail "ts-second waited $((t1 - t0)) ms behind the hung token"
 ts_pass "ts-main hung with 3 signatures in flight: ts-second signs in $((t1 - t0)) ms"
 sleep 2.2
-t0=$(now_ms)
+t0=$(ts_now_ms)
 ts_expect_fail "sign on the hung token" 14 'ts-main .serial .*. is not responding' \
     "$C" agent sign --key p256 --digest "$dig"
-t1=$(now_ms)
+t1=$(ts_now_ms)
 [ $((t1 - t0)) -lt 1000 ] || ts_fail "unresponsive error took $((t1 - t0)) ms"
 "$C" agent sign --key p256-b --digest "$dig" >/dev/null || ts_fail "ts-second after the deadline"
 ts_pass "past the deadline ts-main is reported not responding in $((t1 - t0)) ms; ts-second still signs"
@@ -87,10 +86,10 @@ settled() {
 ts_wait_for settled || ts_fail "the released hung signatures did not finish"
 # --- touch timeout (2 s for p256): distinct error, then signing again
 ts_shim_set '[token ts-main]' sign_delay_ms=6000
-t0=$(now_ms)
+t0=$(ts_now_ms)
 ts_expect_fail "no touch within touch_timeout" 14 'touch timed out' \
     "$C" agent sign --key p256 --digest "$dig"
-t1=$(now_ms)
+t1=$(ts_now_ms)
 [ $((t1 - t0)) -ge 1900 ] && [ $((t1 - t0)) -lt 4500 ] ||
     ts_fail "touch timeout after $((t1 - t0)) ms, want about 2000"
 ts_shim_set

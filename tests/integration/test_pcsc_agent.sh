@@ -27,7 +27,7 @@ ts_pass "agent serves the shim token in the '$TS_PCSC_READER' slot"
 for i in 1 2; do
 	ts_pcsc_card_remove
 	ts_pcsc_wait_card absent 3000 >/dev/null || ts_fail "removal $i: card still in"
-	ms=$(ts_pcsc_status_ms 'absent') || ts_fail "removal $i: STATUS still says: $ms"
+	ms=$(ts_token_status_ms ts-main 'absent') || ts_fail "removal $i: STATUS still says: $ms"
 	[ "$ms" -lt 1000 ] || ts_fail "removal $i: STATUS after $ms ms"
 	ts_pass "removal $i: STATUS shows ts-main absent $ms ms after pcscd saw it"
 	grep -q "reader \"$TS_PCSC_READER\": card removed" agent.log ||
@@ -36,7 +36,7 @@ for i in 1 2; do
 
 	ts_pcsc_card_insert
 	ts_pcsc_wait_card present 3000 >/dev/null || ts_fail "insertion $i: no card"
-	ms=$(ts_pcsc_status_ms 'present, logged in') || ts_fail "insertion $i: STATUS still says: $ms"
+	ms=$(ts_token_status_ms ts-main 'present, logged in') || ts_fail "insertion $i: STATUS still says: $ms"
 	[ "$ms" -lt 1000 ] || ts_fail "insertion $i: STATUS after $ms ms"
 	ts_pass "insertion $i: STATUS shows ts-main present, logged in $ms ms after pcscd saw it"
 	sign || ts_fail "insertion $i: sign"

@@ -27,7 +27,7 @@ ts_pass "agent serves the shim token in a slot named '$TS_PCSC_BRIDGE_DESC'"
 
 ts_pcsc_card_remove
 ts_pcsc_wait_card absent 3000 >/dev/null || ts_fail "removal: card still in"
-ms=$(ts_pcsc_status_ms 'absent') || ts_fail "removal: STATUS still says: $ms"
+ms=$(ts_token_status_ms ts-main 'absent') || ts_fail "removal: STATUS still says: $ms"
 [ "$ms" -lt 1000 ] || ts_fail "removal: STATUS after $ms ms"
 grep -q "reader \"$TS_PCSC_READER\" (card out) names no token's slot: checking every token" \
     agent.log || ts_fail "no fallback to every token on removal: $(tail -5 agent.log)"
@@ -36,7 +36,7 @@ ts_pass "removal: STATUS shows ts-main absent $ms ms after pcscd saw it (no slot
 
 ts_pcsc_card_insert
 ts_pcsc_wait_card present 3000 >/dev/null || ts_fail "insertion: no card"
-ms=$(ts_pcsc_status_ms 'present, logged in') || ts_fail "insertion: STATUS still says: $ms"
+ms=$(ts_token_status_ms ts-main 'present, logged in') || ts_fail "insertion: STATUS still says: $ms"
 [ "$ms" -lt 1000 ] || ts_fail "insertion: STATUS after $ms ms"
 sign || ts_fail "insertion: sign"
 ts_pass "insertion: STATUS shows ts-main present, logged in $ms ms after pcscd saw it; signing resumes"

@@ -30,14 +30,13 @@ have_event() { [ -n "$(event_at "$1" "$2")" ]; }
 # the Python start-up before it is vicc's, not PC/SC's, and on a loaded
 # machine alone can take over a second.  Removal is timed from stopping
 # vicc.
-now_ms() { date +%s%3N; }
 worst_in=0 worst_out=0
 for i in 1 2 3; do
-	t_start=$(now_ms)
+	t_start=$(ts_now_ms)
 	ts_pcsc_card_insert
 	TS_WAIT=10 ts_wait_for ts_pcsc_card_connected "$i" ||
 	    ts_fail "vicc did not connect: $(cat "$TS_TMP/pcsc/vicc.log")"
-	t0=$(now_ms)
+	t0=$(ts_now_ms)
 	TS_WAIT=5 ts_wait_for have_event card-inserted "$i" ||
 	    ts_fail "insert $i not seen: $(cat "$ev")"
 	t_ev=$(event_at card-inserted "$i")
@@ -48,7 +47,7 @@ for i in 1 2 3; do
 	line=$(ts_pcsc_wait_card present 1000) || ts_fail "card not present"
 	ts_pass "card present in $TS_PCSC_READER ($line)"
 
-	t0=$(now_ms)
+	t0=$(ts_now_ms)
 	ts_pcsc_card_remove
 	TS_WAIT=5 ts_wait_for have_event card-removed "$i" ||
 	    ts_fail "removal $i not seen: $(cat "$ev")"

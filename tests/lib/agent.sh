@@ -5,7 +5,9 @@
 # ts_softhsm_setup first), waits until it answers, and exports
 # TOKENSIGN_AUTH_SOCK and TS_AGENT_PID.  Its stderr goes to
 # $TS_TMP/agent.log.  ts_agent_stop sends SIGTERM and waits.
-# ts_tls_agent_start adds an mTLS listener; ts_policy_runner_a writes a
+# ts_token_status_ms TOKEN PATTERN [LIMIT_MS] polls the agent's STATUS line
+# of TOKEN until it matches; ts_tls_agent_start adds an mTLS listener;
+# ts_policy_runner_a writes a
 # policy for the test PKI's runner-a and local clients; ts_payload prints
 # a simple-signing payload.
 
@@ -64,3 +66,11 @@ ts_policy_runner_a() {
 ]}
 EOF
 }
+
+# ts_token_status_ms TOKEN PATTERN [LIMIT_MS]: polls STATUS until TOKEN's
+# line ("token: TOKEN ...") matches PATTERN (ERE); prints the milliseconds
+# (ts_poll_ms; 3 s at most by default), or the last line and returns 1.
+ts_token_status_ms() {
+	ts_poll_ms "${3:-3000}" "$2" _ts_token_status_line "$1"
+}
+_ts_token_status_line() { "$TS_CLIENT" agent status | grep "^token: $1 "; }

@@ -17,7 +17,6 @@
 #   ts_pcsc_bridged_card_in  insert the card; wait for pcscd and the bridge
 #   ts_pcsc_agent_start [OPTS] the card in, an agent on the bridged shim
 #                            that only its reader watcher can tell about it
-#   ts_pcsc_status_ms PATTERN  ms until ts-main's STATUS line matches
 #   ts_pcsc_bridge_shim TOKEN
 #                            tie a shim token (tests/lib/shim.sh) to the
 #                            virtual card: its slot is described as
@@ -259,13 +258,6 @@ ts_pcsc_agent_start() {
 	"$TS_CLIENT" agent status | grep -q '^token: ts-main present, logged in' ||
 	    ts_fail "start: $("$TS_CLIENT" agent status)"
 }
-
-# ts_pcsc_status_ms PATTERN: polls the agent's STATUS line of ts-main
-# until it matches; prints the milliseconds (ts_poll_ms, 3 s at most).
-ts_pcsc_status_ms() {
-	ts_poll_ms 3000 "$1" _ts_pcsc_status_line
-}
-_ts_pcsc_status_line() { "$TS_CLIENT" agent status | grep '^token: ts-main '; }
 
 # The slot is described as the reader unless TS_PCSC_BRIDGE_DESC names
 # something else (a module that does not name its slots after readers).
